@@ -1,0 +1,134 @@
+import Core
+import Foundation
+import HTTP
+import Hummingbird
+import Logging
+import PostgresNIO
+import Prometheus
+import ServiceLifecycle
+import Store
+
+/// The composition root: builds the HTTP application and the services it owns.
+public enum PodidApplication {
+    /// The HTTP application for `config`, owning its PostgreSQL client. Metrics go to `registry`
+    /// (the caller bootstraps swift-metrics with it in `main`; tests pass their own).
+    public static func build(
+        config: PodidConfig, registry: PrometheusCollectorRegistry, logger: Logger,
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) throws -> some ApplicationProtocol {
+        let databaseURL = try config.requireDatabaseURL()
+        var dbLogger = logger
+        dbLogger[metadataKey: "component"] = "postgres"
+        let client = PostgresClient(configuration: databaseURL.clientConfiguration(), backgroundLogger: dbLogger)
+        let database = PostgresDatabase(client: client, logger: dbLogger)
+
+        let audit = PostgresAuditStore(database: database)
+        let teamStore = PostgresTeamStore(database: database)
+        let tokenStore = PostgresTokenStore(database: database)
+        let idempotency = PostgresIdempotencyStore(database: database)
+        let runner = MigrationRunner(client: client, migrations: try Migration.bundled(), logger: dbLogger)
+
+        let handler = APIHandler(
+            teams: TeamService(store: teamStore, audit: audit),
+            tokens: TokenService(store: tokenStore, teams: teamStore, audit: audit),
+            readiness: PostgresReadinessProbe(runner: runner),
+            registry: registry)
+        var httpLogger = logger
+        httpLogger[metadataKey: "component"] = "http"
+        let router = try Routes.router(
+            handler: handler,
+            authenticator: TokenAuthenticator(store: tokenStore, bootstrapAdminToken: config.adminToken),
+            idempotency: idempotency, registry: registry, logger: httpLogger)
+
+        var app = Application(
+            router: router,
+            configuration: .init(address: .hostname(config.httpHost, port: config.httpPort), serverName: "podid"),
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? config.httpPort) },
+            logger: httpLogger)
+        app.addServices(client, IdempotencyPruner(store: idempotency, logger: logger))
+        return app
+    }
+
+    /// Runs `body` with a PostgreSQL client for `url` that runs only as long as `body` does (for
+    /// one-shot commands such as `migrate`).
+    public static func withClient<Result: Sendable>(
+        _ url: DatabaseURL, logger: Logger, _ body: @Sendable (PostgresClient) async throws -> Result
+    ) async throws -> Result {
+        // The body may lease a connection before run() has started, which PostgresNIO reports as a
+        // warning on its background logger although the lease then waits and succeeds; keep only
+        // errors there for these short-lived clients.
+        var background = logger
+        background.logLevel = .error
+        let client = PostgresClient(configuration: url.clientConfiguration(), backgroundLogger: background)
+        return try await withThrowingTaskGroup(of: Result?.self) { group in
+            group.addTask {
+                await client.run()
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await body(client)
+        }
+    }
+
+    /// Applies the pending migrations with the owning role and makes the runtime login role a member
+    /// of `podid_runtime`.
+    public static func migrate(config: PodidConfig, logger: Logger) async throws -> [Migration] {
+        let owner = try config.requireMigrationDatabaseURL()
+        let runtimeUser = config.databaseURL.flatMap { try? DatabaseURL($0).username }
+        return try await withClient(owner, logger: logger) { client in
+            try await MigrationRunner(client: client, migrations: try Migration.bundled(), logger: logger)
+                .apply(runtimeUser: runtimeUser)
+        }
+    }
+
+    /// Throws `MigrationError.pending` (or a mismatch) unless the database's migrations are current.
+    public static func verifyMigrations(url: DatabaseURL, logger: Logger) async throws {
+        try await withClient(url, logger: logger) { client in
+            try await MigrationRunner(client: client, migrations: try Migration.bundled(), logger: logger).verify()
+        }
+    }
+
+    /// One line per migration: version, state, file and when it was applied.
+    public static func migrationStatus(config: PodidConfig, logger: Logger) async throws -> [String] {
+        try await withClient(try config.requireMigrationDatabaseURL(), logger: logger) { client in
+            try await MigrationRunner(client: client, migrations: try Migration.bundled(), logger: logger).status()
+                .map { status in
+                    let applied = status.appliedAt.map { " applied \(Timestamp.format($0))" } ?? ""
+                    return "\(String(format: "%04d", status.version))  \(status.state.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0))  \(status.fileName)\(applied)"
+                }
+        }
+    }
+
+    /// Start-up warnings about the configuration.
+    public static func warnings(config: PodidConfig) -> [String] {
+        var warnings: [String] = []
+        if config.migrationDatabaseURL == nil || config.migrationDatabaseURL == config.databaseURL {
+            warnings.append("PODID_MIGRATION_DATABASE_URL is unset or the same as PODID_DATABASE_URL: the server runs as the owning role, so the audit log's append-only guarantee is not enforced by the database")
+        }
+        return warnings
+    }
+}
+
+/// Deletes idempotency keys older than 24 hours, every ten minutes.
+struct IdempotencyPruner: Service {
+    let store: PostgresIdempotencyStore
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                let pruned = try await store.prune()
+                if pruned > 0 { logger.debug("pruned idempotency keys", metadata: ["count": "\(pruned)"]) }
+            } catch {
+                logger.warning("pruning idempotency keys failed", metadata: ["error": "\(PostgresErrors.serverMessage(error))"])
+            }
+            try? await gracefulShutdownAwareSleep(.seconds(600))
+        }
+    }
+
+    private func gracefulShutdownAwareSleep(_ duration: Duration) async throws {
+        try await cancelWhenGracefulShutdown {
+            try await Task.sleep(for: duration)
+        }
+    }
+}

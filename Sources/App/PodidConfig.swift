@@ -1,0 +1,132 @@
+import Foundation
+import Logging
+
+/// A configuration value that stops start-up, naming the variable.
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    /// The environment variable at fault.
+    public var variable: String
+    /// What is wrong and what is expected.
+    public var message: String
+
+    public var description: String { "\(variable): \(message)" }
+}
+
+/// How log lines are written.
+public enum LogFormat: String, Sendable, CaseIterable {
+    /// Human-readable lines.
+    case text
+    /// One JSON object per line.
+    case json
+}
+
+/// podid's typed configuration, read once at start-up from `PODID_*` environment variables.
+public struct PodidConfig: Sendable {
+    /// `PODID_HTTP_HOST`: the address the API listens on.
+    public var httpHost = "127.0.0.1"
+    /// `PODID_HTTP_PORT`: the API's port (0 picks a free one).
+    public var httpPort = 8080
+    /// `PODID_LOG_LEVEL`: trace, debug, info, notice, warning, error or critical.
+    public var logLevel: Logger.Level = .info
+    /// `PODID_LOG_FORMAT`: text or json.
+    public var logFormat: LogFormat = .text
+    /// `PODID_ADMIN_TOKEN`: a bootstrap admin token (at least 32 characters). Secret.
+    public var adminToken: String?
+    /// `PODID_WORKERS`: background job workers in `serve`.
+    public var workers = 4
+    /// `PODID_HEALTH_INTERVAL`: seconds between health sweeps of a cluster.
+    public var healthInterval = 60
+    /// `PODID_DATABASE_URL`: the runtime role's connection URL. Secret (holds a password).
+    public var databaseURL: String?
+    /// `PODID_MIGRATION_DATABASE_URL`: the owning role's URL for migrations; defaults to `databaseURL`. Secret.
+    public var migrationDatabaseURL: String?
+    /// `PODID_DATA_DIR`: where `podid dev` keeps its PostgreSQL, admin token and simulator state.
+    public var dataDir = ".podid"
+    /// `PODID_SIM_HOST`: the address the simulators listen on.
+    public var simHost = "127.0.0.1"
+    /// `PODID_SIM_AZURE_PORT`: the Azure simulator's port.
+    public var simAzurePort = 8081
+    /// `PODID_SIM_KUBE_PORT`: the Kubernetes simulator's port.
+    public var simKubePort = 8082
+
+    /// Every variable this type reads, for the configuration reference.
+    public static let variables = [
+        "PODID_HTTP_HOST", "PODID_HTTP_PORT", "PODID_LOG_LEVEL", "PODID_LOG_FORMAT", "PODID_ADMIN_TOKEN",
+        "PODID_WORKERS", "PODID_HEALTH_INTERVAL", "PODID_DATABASE_URL", "PODID_MIGRATION_DATABASE_URL",
+        "PODID_DATA_DIR", "PODID_SIM_HOST", "PODID_SIM_AZURE_PORT", "PODID_SIM_KUBE_PORT",
+    ]
+
+    /// The defaults.
+    public init() {}
+
+    /// Reads the configuration from `environment`; a bad value throws a `ConfigError` naming it.
+    public static func load(from environment: [String: String] = ProcessInfo.processInfo.environment) throws
+        -> PodidConfig
+    {
+        var config = PodidConfig()
+        func value(_ name: String) -> String? {
+            guard let raw = environment[name] else { return nil }
+            let trimmed = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+            return trimmed.isEmpty ? nil : trimmed
+        }
+        func integer(_ name: String, _ range: ClosedRange<Int>) throws -> Int? {
+            guard let text = value(name) else { return nil }
+            guard let number = Int(text), range.contains(number) else {
+                throw ConfigError(variable: name, message: "must be a whole number from \(range.lowerBound) to \(range.upperBound), got '\(text)'")
+            }
+            return number
+        }
+        if let host = value("PODID_HTTP_HOST") { config.httpHost = host }
+        if let port = try integer("PODID_HTTP_PORT", 0...65535) { config.httpPort = port }
+        if let level = value("PODID_LOG_LEVEL") {
+            guard let parsed = Logger.Level(rawValue: level.lowercased()) else {
+                throw ConfigError(variable: "PODID_LOG_LEVEL", message: "must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), got '\(level)'")
+            }
+            config.logLevel = parsed
+        }
+        if let format = value("PODID_LOG_FORMAT") {
+            guard let parsed = LogFormat(rawValue: format.lowercased()) else {
+                throw ConfigError(variable: "PODID_LOG_FORMAT", message: "must be 'text' or 'json', got '\(format)'")
+            }
+            config.logFormat = parsed
+        }
+        if let token = value("PODID_ADMIN_TOKEN") {
+            guard token.count >= 32, token.count <= 512, token.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
+                throw ConfigError(variable: "PODID_ADMIN_TOKEN", message: "must be 32 to 512 visible ASCII characters (for example the output of `openssl rand -base64 32`)")
+            }
+            config.adminToken = token
+        }
+        if let workers = try integer("PODID_WORKERS", 0...256) { config.workers = workers }
+        if let interval = try integer("PODID_HEALTH_INTERVAL", 5...86_400) { config.healthInterval = interval }
+        for name in ["PODID_DATABASE_URL", "PODID_MIGRATION_DATABASE_URL"] {
+            guard let url = value(name) else { continue }
+            do {
+                _ = try DatabaseURL(url)
+            } catch let error as DatabaseURL.ParseError {
+                throw ConfigError(variable: name, message: error.message)
+            }
+            if name == "PODID_DATABASE_URL" { config.databaseURL = url } else { config.migrationDatabaseURL = url }
+        }
+        if let dir = value("PODID_DATA_DIR") { config.dataDir = dir }
+        if let host = value("PODID_SIM_HOST") { config.simHost = host }
+        if let port = try integer("PODID_SIM_AZURE_PORT", 0...65535) { config.simAzurePort = port }
+        if let port = try integer("PODID_SIM_KUBE_PORT", 0...65535) { config.simKubePort = port }
+        return config
+    }
+
+    /// The runtime database URL, or an error naming the variable.
+    public func requireDatabaseURL() throws -> DatabaseURL {
+        guard let url = databaseURL else {
+            throw ConfigError(variable: "PODID_DATABASE_URL", message: "is required: the runtime role's URL, such as postgres://podid_app:secret@db:5432/podid")
+        }
+        return try DatabaseURL(url)
+    }
+
+    /// The migration database URL (`PODID_MIGRATION_DATABASE_URL`, else `PODID_DATABASE_URL`).
+    public func requireMigrationDatabaseURL() throws -> DatabaseURL {
+        if let url = migrationDatabaseURL { return try DatabaseURL(url) }
+        guard let url = databaseURL else {
+            throw ConfigError(variable: "PODID_MIGRATION_DATABASE_URL", message: "is required (or PODID_DATABASE_URL): the owning role's URL, such as postgres://podid_owner:secret@db:5432/podid")
+        }
+        return try DatabaseURL(url)
+    }
+}

@@ -1,0 +1,172 @@
+import API
+import Core
+import Foundation
+import OpenAPIRuntime
+import Prometheus
+
+/// The implementation of the OpenAPI contract: maps wire types to domain calls and back. Errors are
+/// thrown as `DomainError` and rendered by `ProblemMiddleware`.
+public struct APIHandler: APIProtocol {
+    let teams: TeamService
+    let tokens: TokenService
+    let readiness: any ReadinessProbe
+    let registry: PrometheusCollectorRegistry
+    let openAPIDocument: String
+
+    /// Creates the handler.
+    public init(
+        teams: TeamService, tokens: TokenService, readiness: any ReadinessProbe, registry: PrometheusCollectorRegistry
+    ) {
+        self.teams = teams
+        self.tokens = tokens
+        self.readiness = readiness
+        self.registry = registry
+        self.openAPIDocument = Self.loadOpenAPIDocument()
+    }
+
+    static func loadOpenAPIDocument() -> String {
+        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"),
+              let text = try? String(contentsOf: url, encoding: .utf8)
+        else { return "" }
+        return text
+    }
+
+    // MARK: service
+
+    public func getHealthz(_ input: Operations.GetHealthz.Input) async throws -> Operations.GetHealthz.Output {
+        .ok(.init(body: .json(.init(status: "ok"))))
+    }
+
+    public func getReadyz(_ input: Operations.GetReadyz.Input) async throws -> Operations.GetReadyz.Output {
+        let reason = await withTaskGroup(of: String?.self) { group in
+            group.addTask { await readiness.notReadyReason() }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(3))
+                return "the database did not answer within 3 seconds"
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        if let reason { throw DomainError(.unavailable, "podid is not ready: \(reason).") }
+        return .ok(.init(body: .json(.init(status: "ok", database: "ok", pendingMigrations: []))))
+    }
+
+    public func getMetrics(_ input: Operations.GetMetrics.Input) async throws -> Operations.GetMetrics.Output {
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return .ok(.init(body: .plainText(HTTPBody(buffer))))
+    }
+
+    public func getOpenAPIDocument(_ input: Operations.GetOpenAPIDocument.Input) async throws
+        -> Operations.GetOpenAPIDocument.Output
+    {
+        .ok(.init(body: .yaml(HTTPBody(openAPIDocument))))
+    }
+
+    public func getMe(_ input: Operations.GetMe.Input) async throws -> Operations.GetMe.Output {
+        let principal = try RequestInfo.context().principal
+        for key in ["tokenId", "team", "expiresAt"] { ResponseAdjustments.ensureKey(key) }
+        return .ok(.init(body: .json(.init(
+            tokenId: principal.tokenId?.uuidString.lowercased(), tokenName: principal.tokenName,
+            role: Wire.role(principal.role), team: principal.team, expiresAt: principal.expiresAt))))
+    }
+
+    // MARK: teams
+
+    public func listTeams(_ input: Operations.ListTeams.Input) async throws -> Operations.ListTeams.Output {
+        let context = try RequestInfo.context()
+        let page = try PageRequest(limit: input.query.limit, cursor: input.query.cursor)
+        let result = try await teams.list(page: page, context: context)
+        ResponseAdjustments.ensureKey("nextCursor")
+        return .ok(.init(body: .json(.init(items: result.items.map(Wire.team), nextCursor: result.nextCursor))))
+    }
+
+    public func createTeam(_ input: Operations.CreateTeam.Input) async throws -> Operations.CreateTeam.Output {
+        let context = try RequestInfo.context()
+        let body = switch input.body { case .json(let body): body }
+        let team = try await teams.create(
+            NewTeam(name: body.name, displayName: body.displayName, contacts: body.contacts,
+                    policy: body.policy.map(Wire.policyPatch)),
+            context: context)
+        ResponseAdjustments.setHeader(.eTag, Wire.etag(team.version))
+        ResponseAdjustments.setHeader(.location, "/v1/teams/\(team.name)")
+        return .created(.init(body: .json(Wire.team(team))))
+    }
+
+    public func getTeam(_ input: Operations.GetTeam.Input) async throws -> Operations.GetTeam.Output {
+        let context = try RequestInfo.context()
+        let team = try await teams.get(input.path.team, context: context)
+        ResponseAdjustments.setHeader(.eTag, Wire.etag(team.version))
+        return .ok(.init(body: .json(Wire.team(team))))
+    }
+
+    public func updateTeam(_ input: Operations.UpdateTeam.Input) async throws -> Operations.UpdateTeam.Output {
+        let context = try RequestInfo.context()
+        let body = switch input.body { case .json(let body): body }
+        let patch = TeamPatch(displayName: body.displayName, contacts: body.contacts, policy: body.policy.map(Wire.policyPatch))
+        let team = try await teams.update(
+            input.path.team, patch: patch, ifMatch: try Wire.ifMatch(input.headers.ifMatch), context: context)
+        ResponseAdjustments.setHeader(.eTag, Wire.etag(team.version))
+        return .ok(.init(body: .json(Wire.team(team))))
+    }
+
+    public func deleteTeam(_ input: Operations.DeleteTeam.Input) async throws -> Operations.DeleteTeam.Output {
+        let context = try RequestInfo.context()
+        try await teams.delete(input.path.team, ifMatch: try Wire.ifMatch(input.headers.ifMatch), context: context)
+        return .noContent(.init())
+    }
+
+    // MARK: tokens
+
+    public func listTeamTokens(_ input: Operations.ListTeamTokens.Input) async throws -> Operations.ListTeamTokens.Output {
+        let context = try RequestInfo.context()
+        let page = try PageRequest(limit: input.query.limit, cursor: input.query.cursor)
+        let result = try await tokens.listTeamTokens(team: input.path.team, page: page, context: context)
+        ResponseAdjustments.ensureKey("nextCursor")
+        return .ok(.init(body: .json(.init(items: result.items.map(Wire.token), nextCursor: result.nextCursor))))
+    }
+
+    public func createTeamToken(_ input: Operations.CreateTeamToken.Input) async throws -> Operations.CreateTeamToken.Output {
+        let context = try RequestInfo.context()
+        let body = switch input.body { case .json(let body): body }
+        let (record, secret) = try await tokens.createTeamToken(
+            team: input.path.team, Wire.newToken(body), context: context)
+        ResponseAdjustments.setHeader(.location, "/v1/teams/\(input.path.team)/tokens/\(record.id.uuidString.lowercased())")
+        return .created(.init(body: .json(Wire.createdToken(record, secret: secret))))
+    }
+
+    public func deleteTeamToken(_ input: Operations.DeleteTeamToken.Input) async throws -> Operations.DeleteTeamToken.Output {
+        let context = try RequestInfo.context()
+        try await tokens.deleteTeamToken(team: input.path.team, id: input.path.id, context: context)
+        return .noContent(.init())
+    }
+
+    public func listPlatformTokens(_ input: Operations.ListPlatformTokens.Input) async throws
+        -> Operations.ListPlatformTokens.Output
+    {
+        let context = try RequestInfo.context()
+        let page = try PageRequest(limit: input.query.limit, cursor: input.query.cursor)
+        let result = try await tokens.listPlatformTokens(page: page, context: context)
+        ResponseAdjustments.ensureKey("nextCursor")
+        return .ok(.init(body: .json(.init(items: result.items.map(Wire.token), nextCursor: result.nextCursor))))
+    }
+
+    public func createPlatformToken(_ input: Operations.CreatePlatformToken.Input) async throws
+        -> Operations.CreatePlatformToken.Output
+    {
+        let context = try RequestInfo.context()
+        let body = switch input.body { case .json(let body): body }
+        let (record, secret) = try await tokens.createPlatformToken(Wire.newToken(body), context: context)
+        ResponseAdjustments.setHeader(.location, "/v1/tokens/\(record.id.uuidString.lowercased())")
+        return .created(.init(body: .json(Wire.createdToken(record, secret: secret))))
+    }
+
+    public func deletePlatformToken(_ input: Operations.DeletePlatformToken.Input) async throws
+        -> Operations.DeletePlatformToken.Output
+    {
+        let context = try RequestInfo.context()
+        try await tokens.deletePlatformToken(id: input.path.id, context: context)
+        return .noContent(.init())
+    }
+}

@@ -1,0 +1,59 @@
+import API
+import Core
+import Foundation
+
+/// Wire <-> domain mapping.
+enum Wire {
+    static func role(_ role: Role) -> Components.Schemas.Role {
+        Components.Schemas.Role(rawValue: role.rawValue)!
+    }
+
+    static func etag(_ version: Int64) -> String { "\"\(version)\"" }
+
+    /// The version in an `If-Match` header: nil when absent or `*`; 412 when it is no ETag podid gave.
+    static func ifMatch(_ header: String?) throws -> Int64? {
+        guard var text = header?.trimmingCharacters(in: .whitespaces), text != "*" else { return nil }
+        if text.hasPrefix("W/") { text.removeFirst(2) }
+        guard text.count >= 2, text.hasPrefix("\""), text.hasSuffix("\""), let version = Int64(text.dropFirst().dropLast())
+        else {
+            throw DomainError(.preconditionFailed, "If-Match must be an ETag this resource returned, such as \"3\".")
+        }
+        return version
+    }
+
+    static func policy(_ policy: TeamPolicy) -> Components.Schemas.TeamPolicy {
+        .init(
+            subscriptions: policy.subscriptions, resourceGroups: policy.resourceGroups,
+            grants: policy.grants.map { .init(role: $0.role, scopePrefix: $0.scopePrefix) },
+            clusters: policy.clusters, namespaces: policy.namespaces, maxIdentities: policy.maxIdentities)
+    }
+
+    static func policyPatch(_ wire: Components.Schemas.TeamPolicy) -> TeamPolicyPatch {
+        TeamPolicyPatch(
+            subscriptions: wire.subscriptions, resourceGroups: wire.resourceGroups,
+            grants: wire.grants?.map { GrantRule(role: $0.role, scopePrefix: $0.scopePrefix) },
+            clusters: wire.clusters, namespaces: wire.namespaces, maxIdentities: wire.maxIdentities)
+    }
+
+    static func team(_ team: Team) -> Components.Schemas.Team {
+        .init(
+            name: team.name, displayName: team.displayName, contacts: team.contacts, policy: policy(team.policy),
+            createdAt: team.createdAt, updatedAt: team.updatedAt)
+    }
+
+    static func token(_ record: TokenRecord) -> Components.Schemas.Token {
+        .init(
+            id: record.id.uuidString.lowercased(), name: record.name, role: role(record.role), team: record.team,
+            expiresAt: record.expiresAt, createdAt: record.createdAt, createdBy: record.createdBy)
+    }
+
+    static func createdToken(_ record: TokenRecord, secret: String) -> Components.Schemas.TokenCreated {
+        .init(
+            id: record.id.uuidString.lowercased(), name: record.name, role: role(record.role), team: record.team,
+            expiresAt: record.expiresAt, createdAt: record.createdAt, createdBy: record.createdBy, token: secret)
+    }
+
+    static func newToken(_ wire: Components.Schemas.TokenCreate) -> NewToken {
+        NewToken(name: wire.name, role: Role(rawValue: wire.role.rawValue)!, expiresAt: wire.expiresAt)
+    }
+}

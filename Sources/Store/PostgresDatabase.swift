@@ -1,0 +1,69 @@
+import Core
+import Foundation
+import Logging
+import PostgresNIO
+
+/// A PostgreSQL connection pool and the helpers every repository uses.
+public struct PostgresDatabase: Sendable {
+    /// The pool; run by the service group that owns it.
+    public let client: PostgresClient
+    /// The logger passed to every query.
+    public let logger: Logger
+
+    /// Wraps a client.
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// Runs `body` in one transaction, mapping PostgreSQL errors to domain errors.
+    public func transaction<Result: Sendable>(
+        _ body: (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        do {
+            return try await client.withTransaction(logger: logger) { connection in
+                try await body(connection)
+            }
+        } catch {
+            throw PostgresErrors.map(error)
+        }
+    }
+
+    /// Runs one query and collects its rows, mapping PostgreSQL errors to domain errors.
+    public func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        do {
+            return try await client.query(query, logger: logger).collect()
+        } catch {
+            throw PostgresErrors.map(error)
+        }
+    }
+}
+
+extension PostgresConnection {
+    /// Appends an audit event inside the caller's transaction.
+    func insertAudit(_ event: AuditDraft, logger: Logger) async throws {
+        try await query(
+            """
+            INSERT INTO audit_events (actor, actor_team, action, outcome, team, resource_type, resource_name,
+                                      request_id, job_id, details, before, after)
+            VALUES (\(event.actor), \(event.actorTeam), \(event.action), \(event.outcome.rawValue), \(event.team),
+                    \(event.resourceType), \(event.resourceName), \(event.requestId), \(event.jobId),
+                    \(JSONValue.object(event.details).canonicalText)::jsonb, \(event.before?.canonicalText)::jsonb,
+                    \(event.after?.canonicalText)::jsonb)
+            """, logger: logger)
+    }
+}
+
+/// Audit events that record no change of their own, such as denials.
+public struct PostgresAuditStore: AuditStore {
+    let database: PostgresDatabase
+
+    /// Creates the store.
+    public init(database: PostgresDatabase) {
+        self.database = database
+    }
+
+    public func record(_ event: AuditDraft) async throws {
+        try await database.transaction { try await $0.insertAudit(event, logger: database.logger) }
+    }
+}

@@ -1,0 +1,58 @@
+import Core
+import PostgresNIO
+
+/// Maps PostgreSQL errors to domain errors, and extracts messages for logs.
+public enum PostgresErrors {
+    /// Messages for the named unique and foreign-key constraints a user can run into.
+    static let constraintMessages: [String: (DomainError.Kind, String)] = [
+        "teams_pkey": (.conflict, "A team with this name already exists."),
+        "identities_team_fkey": (.conflict, "The team still owns identities; delete them first."),
+    ]
+
+    /// The error unwrapped from a transaction wrapper.
+    public static func unwrap(_ error: any Error) -> any Error {
+        if let error = error as? PostgresTransactionError {
+            return error.closureError ?? error.commitError ?? error.beginError ?? error
+        }
+        return error
+    }
+
+    /// The domain error for a PostgreSQL failure a user can cause or that makes the database
+    /// unavailable; other errors are returned as they are (they are bugs, answered as 500).
+    public static func map(_ error: any Error) -> any Error {
+        let error = unwrap(error)
+        if error is DomainError { return error }
+        guard let psql = error as? PSQLError else { return error }
+        if psql.code == .server, let state = psql.serverInfo?[.sqlState] {
+            let constraint = psql.serverInfo?[.constraintName] ?? ""
+            if let (kind, message) = constraintMessages[constraint] {
+                return DomainError(kind, message)
+            }
+            switch state {
+            case "23505", "23503":
+                return DomainError(.conflict, "The change conflicts with existing data (\(constraint)).")
+            case "40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300":
+                return DomainError(.unavailable, "The database is busy or restarting; retry shortly.")
+            default:
+                return error
+            }
+        }
+        switch psql.code {
+        case .connectionError, .serverClosedConnection, .clientClosedConnection, .poolClosed, .uncleanShutdown,
+             .sslUnsupported, .failedToAddSSLHandler:
+            return DomainError(.unavailable, "The database is unavailable; retry shortly.")
+        default:
+            return error
+        }
+    }
+
+    /// The server's message (and detail) for a PostgreSQL error, for logs and operator messages.
+    public static func serverMessage(_ error: any Error) -> String {
+        let error = unwrap(error)
+        if let psql = error as? PSQLError, let message = psql.serverInfo?[.message] {
+            let detail = psql.serverInfo?[.detail].map { " (\($0))" } ?? ""
+            return message + detail
+        }
+        return String(reflecting: error)
+    }
+}

@@ -1,0 +1,90 @@
+import App
+import ArgumentParser
+import Foundation
+import Logging
+
+/// `podid dev`: everything on one machine — a private PostgreSQL (unless PODID_DATABASE_URL is set),
+/// migrations, a bootstrap admin token, and the API.
+struct Dev: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run podid for development: private PostgreSQL, migrations, admin token, API.",
+        discussion: "Ctrl-C or SIGTERM stops the API and the private PostgreSQL. A second run reuses the data in PODID_DATA_DIR.")
+
+    func run() async throws {
+        var (config, logger, registry) = try Bootstrap.configure()
+        var local: LocalPostgres?
+        if config.databaseURL == nil {
+            let postgres = LocalPostgres(dataDir: config.dataDir, logger: logger)
+            let instance = try postgres.start()
+            config.databaseURL = instance.databaseURL
+            config.migrationDatabaseURL = instance.migrationDatabaseURL
+            local = postgres
+        }
+        defer { local?.stop() }
+
+        let applied = try await PodidApplication.migrate(config: config, logger: logger)
+        if !applied.isEmpty { logger.info("applied migrations", metadata: ["files": "\(applied.map(\.fileName))"]) }
+        let tokenFile = URL(fileURLWithPath: config.dataDir).appendingPathComponent("admin-token")
+        let tokenFromFile = config.adminToken == nil
+        if tokenFromFile { config.adminToken = try DevAdminToken.loadOrCreate(at: tokenFile) }
+
+        let banner = DevBanner(config: config, tokenFile: tokenFromFile ? tokenFile : nil, local: local != nil)
+        let app = try PodidApplication.build(config: config, registry: registry, logger: logger) { port in
+            print(banner.text(port: port))
+        }
+        try await app.runService()
+    }
+}
+
+/// The dev admin token: generated once and kept (mode 0600) in `PODID_DATA_DIR/admin-token`.
+enum DevAdminToken {
+    static func loadOrCreate(at file: URL) throws -> String {
+        if let existing = try? String(contentsOf: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+           existing.count >= 32
+        {
+            return existing
+        }
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let token = "podid_" + Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try (token + "\n").write(to: file, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file.path)
+        return token
+    }
+}
+
+/// What `podid dev` prints once it listens.
+struct DevBanner {
+    let config: PodidConfig
+    let tokenFile: URL?
+    let local: Bool
+
+    func text(port: Int) -> String {
+        let base = "http://\(config.httpHost == "0.0.0.0" ? "127.0.0.1" : config.httpHost):\(port)"
+        let tokenLine = tokenFile.map { "export TOKEN=$(cat \($0.path))" } ?? "export TOKEN=\"$PODID_ADMIN_TOKEN\""
+        let database = local
+            ? "private PostgreSQL (URLs in \(config.dataDir)/postgres.env); stops with podid"
+            : "PODID_DATABASE_URL"
+        return """
+
+            podid dev is running
+              API       \(base)   (contract: \(base)/openapi.yaml)
+              database  \(database)
+              admin     token printed below\(tokenFile.map { ", kept in \($0.path)" } ?? " (PODID_ADMIN_TOKEN)")
+
+              admin token: \(config.adminToken ?? "")
+
+            Try it:
+              \(tokenLine)
+              curl -s -X POST \(base)/v1/teams -H "Authorization: Bearer $TOKEN" \\
+                -H 'Content-Type: application/json' -d '{"name":"payments","displayName":"Payments"}'
+              curl -s \(base)/v1/teams/payments -H "Authorization: Bearer $TOKEN"
+
+            Ctrl-C stops podid\(local ? " and its PostgreSQL" : "").
+
+            """
+    }
+}
