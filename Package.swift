@@ -58,7 +58,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
-            resources: [.process("openapi.yaml")]
+            plugins: ["EmbedOpenAPIDocument"]
         ),
         // Typed configuration, the local PostgreSQL for dev and tests, and the composition root.
         .target(
@@ -74,6 +74,9 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        // Build tool: embeds openapi.yaml into the HTTP target.
+        .executableTarget(name: "EmbedFile"),
+        .plugin(name: "EmbedOpenAPIDocument", capability: .buildTool(), dependencies: ["EmbedFile"]),
         .executableTarget(
             name: "podid",
             dependencies: [

@@ -21,14 +21,7 @@ public struct APIHandler: APIProtocol {
         self.tokens = tokens
         self.readiness = readiness
         self.registry = registry
-        self.openAPIDocument = Self.loadOpenAPIDocument()
-    }
-
-    static func loadOpenAPIDocument() -> String {
-        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"),
-              let text = try? String(contentsOf: url, encoding: .utf8)
-        else { return "" }
-        return text
+        self.openAPIDocument = openAPIDocumentText
     }
 
     // MARK: service

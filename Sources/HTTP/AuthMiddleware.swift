@@ -23,7 +23,8 @@ public struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     {
         var info = RequestInfo.current
         info.operation = "\(request.method.rawValue) \(context.endpointPath ?? request.uri.path)"
-        if publicPaths.contains(request.uri.path) {
+        // Public paths, and paths that match no route (they answer 404 or 405 whoever asks).
+        if publicPaths.contains(request.uri.path) || context.endpointPath == nil {
             return try await RequestInfo.$current.withValue(info) { try await next(request, context) }
         }
         guard let header = request.headers[.authorization] else {

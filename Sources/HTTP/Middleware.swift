@@ -58,7 +58,7 @@ public struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     {
         let start = ContinuousClock.now
         let response = try await next(request, context)
-        let route = context.endpointPath ?? "unmatched"
+        let route = context.endpointPath.map { $0 == "NotFound" ? "unmatched" : $0 } ?? "unmatched"
         let method = knownMethods.contains(request.method) ? request.method.rawValue : "OTHER"
         registry.makeCounter(
             name: "podid_http_requests_total",

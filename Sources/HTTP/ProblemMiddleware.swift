@@ -56,7 +56,8 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                 status: .badRequest, detail: "The request body could not be read: \(field.field.isEmpty ? "" : field.field + " ")\(field.message).",
                 requestId: requestId, fields: field.field.isEmpty ? [] : [field])
         case let http as HTTPError:
-            if http.status == .notFound, context.endpointPath == nil {
+            // Hummingbird's not-found responder names the endpoint "NotFound".
+            if http.status == .notFound, context.endpointPath == nil || context.endpointPath == "NotFound" {
                 let allowed = routes.allowedMethods(path: request.uri.path)
                 if !allowed.isEmpty {
                     var headers: HTTPFields = [:]
@@ -83,7 +84,15 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     func internalError(_ error: any Error, requestId: String) -> Response {
-        logger.error("request failed", metadata: ["request_id": "\(requestId)", "error": "\(String(reflecting: error))"])
+        // A ServerError's own description includes the request's headers, bearer token included:
+        // log only the operation and the underlying error.
+        let logged: String
+        if let serverError = error as? ServerError {
+            logged = "\(serverError.operationID): \(String(reflecting: serverError.underlyingError))"
+        } else {
+            logged = String(reflecting: error)
+        }
+        logger.error("request failed", metadata: ["request_id": "\(requestId)", "error": "\(logged)"])
         return ProblemResponse.make(
             status: .internalServerError,
             detail: "podid could not handle this request; the operator can find it in the logs by its request id.",

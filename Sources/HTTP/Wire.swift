@@ -1,6 +1,7 @@
 import API
 import Core
 import Foundation
+import OpenAPIRuntime
 
 /// Wire <-> domain mapping.
 enum Wire {
@@ -55,5 +56,20 @@ enum Wire {
 
     static func newToken(_ wire: Components.Schemas.TokenCreate) -> NewToken {
         NewToken(name: wire.name, role: Role(rawValue: wire.role.rawValue)!, expiresAt: wire.expiresAt)
+    }
+}
+
+/// RFC 3339 dates: written with milliseconds (audit timestamps need them; the runtime's default
+/// drops them), read with or without fractional seconds.
+struct RFC3339DateTranscoder: DateTranscoder {
+    func encode(_ date: Date) throws -> String {
+        Timestamp.format(date)
+    }
+
+    func decode(_ text: String) throws -> Date {
+        guard let date = Timestamp.parse(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "Expected an RFC 3339 timestamp such as 2030-01-31T12:00:00Z, got '\(text)'."))
+        }
+        return date
     }
 }

@@ -34,9 +34,16 @@ public struct PostgresTokenStore: TokenStore {
     }
 
     public func tokens(team: String?, page: PageRequest) async throws -> [TokenRecord] {
-        let afterMicros = page.after.flatMap { $0.first }.flatMap(Int64.init) ?? Int64.min
-        let afterID = page.after.flatMap { $0.count > 1 ? UUID(uuidString: $0[1]) : nil }
-            ?? UUID(uuidString: "00000000-0000-0000-0000-000000000000")!
+        guard let after = page.after, after.count == 2, let afterMicros = Int64(after[0]), let afterID = UUID(uuidString: after[1])
+        else {
+            if page.after != nil { throw DomainError(.badRequest, "Invalid cursor.", fields: [FieldProblem("cursor", "is not a cursor this list returned; start again without it")]) }
+            return try await database.rows(
+                """
+                SELECT \(unescaped: Self.columns) FROM tokens WHERE team IS NOT DISTINCT FROM \(team)
+                ORDER BY created_at, id LIMIT \(page.limit)
+                """
+            ).map(Self.decode)
+        }
         return try await database.rows(
             """
             SELECT \(unescaped: Self.columns) FROM tokens

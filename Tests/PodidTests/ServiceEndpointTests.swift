@@ -1,0 +1,116 @@
+import App
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import Logging
+import Prometheus
+import Testing
+
+@Suite("Service endpoints")
+struct ServiceEndpointTests {
+    @Test("healthz, readyz, openapi.yaml and metrics need no token")
+    func publicEndpoints() async throws {
+        try await withTestApp { client, _ in
+            let health = try await client.call(.get, "/healthz")
+            #expect(health.status == .ok)
+            #expect(health.json["status"] as? String == "ok")
+            let ready = try await client.call(.get, "/readyz")
+            #expect(ready.status == .ok, "\(ready.body)")
+
+            let spec = try await client.call(.get, "/openapi.yaml")
+            #expect(spec.status == .ok)
+            #expect(spec.headers[.contentType] == "application/yaml")
+            let onDisk = try String(
+                contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                    .deletingLastPathComponent().appendingPathComponent("openapi.yaml"), encoding: .utf8)
+            #expect(spec.body == onDisk)
+
+            _ = try await client.call(.get, "/v1/teams/alpha", token: testAdminToken)
+            _ = try await client.call(.get, "/v1/teams")
+            let metrics = try await client.call(.get, "/metrics")
+            #expect(metrics.status == .ok)
+            #expect(metrics.body.contains(#"podid_http_requests_total{route="/v1/teams/{team}",method="GET",status="404"} 1"#))
+            #expect(metrics.body.contains(#"podid_http_unauthorized_total{route="/v1/teams"} 1"#))
+            #expect(metrics.body.contains("podid_http_request_duration_seconds_bucket"))
+            #expect(!metrics.body.contains("/v1/teams/alpha"), "labels use route templates, never raw paths")
+        }
+    }
+
+    @Test("readyz is 503 problem+json while migrations are pending")
+    func notReady() async throws {
+        let database = try await TestDatabase.makeEmpty()
+        defer { Task { await database.drop() } }
+        var config = PodidConfig()
+        config.databaseURL = database.ownerURLText
+        config.adminToken = testAdminToken
+        let app = try PodidApplication.build(config: config, registry: PrometheusCollectorRegistry(), logger: Logger(label: "t"))
+        try await app.test(.router) { client in
+            let ready = try await client.call(.get, "/readyz")
+            #expect(ready.status == .serviceUnavailable)
+            #expect(ready.headers[.contentType] == "application/problem+json")
+            #expect((ready.json["detail"] as? String)?.contains("0001_foundation.sql") == true)
+        }
+    }
+}
+
+@Suite("Configuration")
+struct ConfigTests {
+    @Test("defaults match ARCHITECTURE.md")
+    func defaults() throws {
+        let config = try PodidConfig.load(from: [:])
+        #expect(config.httpHost == "127.0.0.1")
+        #expect(config.httpPort == 8080)
+        #expect(config.workers == 4)
+        #expect(config.healthInterval == 60)
+        #expect(config.dataDir == ".podid")
+        #expect(config.simAzurePort == 8081)
+        #expect(config.simKubePort == 8082)
+        #expect(config.logFormat == .text)
+    }
+
+    @Test("a bad value stops start-up naming the variable, and never echoes a secret")
+    func badValues() throws {
+        let cases: [(String, String)] = [
+            ("PODID_HTTP_PORT", "eighty"), ("PODID_HTTP_PORT", "70000"), ("PODID_LOG_LEVEL", "loud"),
+            ("PODID_LOG_FORMAT", "xml"), ("PODID_ADMIN_TOKEN", "short"), ("PODID_WORKERS", "-1"),
+            ("PODID_HEALTH_INTERVAL", "1"), ("PODID_DATABASE_URL", "mysql://x@y/z"),
+            ("PODID_MIGRATION_DATABASE_URL", "postgres://host/db"), ("PODID_DATABASE_URL", "postgres://u:pw@h:5432/"),
+            ("PODID_SIM_AZURE_PORT", "x"),
+        ]
+        for (variable, value) in cases {
+            #expect {
+                try PodidConfig.load(from: [variable: value])
+            } throws: { error in
+                guard let error = error as? ConfigError else { return false }
+                return error.variable == variable && !(variable == "PODID_ADMIN_TOKEN" && error.description.contains(value))
+            }
+        }
+    }
+
+    @Test("database URLs: TCP, Unix socket, sslmode; the password never shows in descriptions")
+    func databaseURLs() throws {
+        let tcp = try DatabaseURL("postgres://app:s%40cret@db.example:6543/podid?sslmode=require")
+        #expect(tcp.username == "app")
+        #expect(tcp.host == "db.example")
+        #expect(tcp.port == 6543)
+        #expect(tcp.database == "podid")
+        #expect(tcp.sslMode == "require")
+        #expect(!tcp.description.contains("s@cret") && !tcp.description.contains("s%40cret"))
+        let socket = try DatabaseURL("postgresql://app@/podid?host=/var/run/postgresql")
+        #expect(socket.socketDirectory == "/var/run/postgresql")
+        #expect(socket.clientConfiguration().unixSocketPath == "/var/run/postgresql/.s.PGSQL.5432")
+        #expect(throws: DatabaseURL.ParseError.self) { try DatabaseURL("postgres://app@h/db?sslmode=sometimes") }
+    }
+
+    @Test("serve requires PODID_DATABASE_URL; a shared owner/runtime URL is warned about")
+    func requirements() throws {
+        let config = try PodidConfig.load(from: [:])
+        #expect(throws: ConfigError.self) { try config.requireDatabaseURL() }
+        let shared = try PodidConfig.load(from: ["PODID_DATABASE_URL": "postgres://u@h/db"])
+        #expect(PodidApplication.warnings(config: shared).count == 1)
+        let split = try PodidConfig.load(from: [
+            "PODID_DATABASE_URL": "postgres://app@h/db", "PODID_MIGRATION_DATABASE_URL": "postgres://owner@h/db",
+        ])
+        #expect(PodidApplication.warnings(config: split).isEmpty)
+    }
+}
