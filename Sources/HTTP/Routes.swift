@@ -16,7 +16,7 @@ public enum Routes {
         handler: APIHandler, authenticator: TokenAuthenticator, idempotency: any IdempotencyStore,
         registry: PrometheusCollectorRegistry, logger: Logger
     ) throws -> Router<BasicRequestContext> {
-        let configuration = Configuration(dateTranscoder: RFC3339DateTranscoder())
+        let configuration = Configuration(dateTranscoder: RFC3339DateTranscoder(), jsonEncodingOptions: [.sortedKeys, .withoutEscapingSlashes])
         let box = RouteTableBox()
         try handler.registerHandlers(on: RouteRecorder(box: box), configuration: configuration)
         let router = Router(context: BasicRequestContext.self)

@@ -30,7 +30,8 @@ struct Dev: AsyncParsableCommand {
 
         let banner = DevBanner(config: config, tokenFile: tokenFromFile ? tokenFile : nil, local: local != nil)
         let app = try PodidApplication.build(config: config, registry: registry, logger: logger) { port in
-            print(banner.text(port: port))
+            // Written at once, not when the buffer fills: scripts wait for this text.
+            FileHandle.standardOutput.write(Data(banner.text(port: port).utf8))
         }
         try await app.runService()
     }

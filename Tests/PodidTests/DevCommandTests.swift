@@ -1,0 +1,182 @@
+import App
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// `podid dev` as a new user runs it (`make run`): a private PostgreSQL, the API, a working curl
+/// example, and nothing left running after Ctrl-C.
+@Suite("podid dev")
+struct DevCommandTests {
+    static var binary: String {
+        if let bin = ProcessInfo.processInfo.environment["PODID_TEST_BIN"] { return bin }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/podid").path
+    }
+
+    /// A running `podid dev`, its output in a file.
+    struct DevProcess {
+        let process: Process
+        let output: URL
+
+        var text: String { (try? String(contentsOf: output, encoding: .utf8)) ?? "" }
+
+        static func start(dataDir: URL, port: Int) throws -> DevProcess {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = ["dev"]
+            var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PODID_") }
+            environment["PODID_DATA_DIR"] = dataDir.path
+            environment["PODID_HTTP_PORT"] = String(port)
+            process.environment = environment
+            let output = dataDir.appendingPathComponent("dev-\(UUID().uuidString).log")
+            try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: output.path, contents: nil)
+            let handle = try FileHandle(forWritingTo: output)
+            process.standardOutput = handle
+            process.standardError = handle
+            try process.run()
+            return DevProcess(process: process, output: output)
+        }
+
+        func waitUntilRunning() async throws {
+            let deadline = ContinuousClock.now + .seconds(120)
+            while !text.contains("podid dev is running") {
+                guard process.isRunning, ContinuousClock.now < deadline else {
+                    throw TestSetupError("podid dev did not start:\n\(text)")
+                }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+
+        func interrupt() async throws -> Int32 {
+            kill(process.processIdentifier, SIGINT)
+            let deadline = ContinuousClock.now + .seconds(60)
+            while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            #expect(!process.isRunning, "podid dev stops on Ctrl-C")
+            return process.terminationStatus
+        }
+    }
+
+    static func request(_ method: String, _ url: String, token: String, body: String? = nil) async throws -> (Int, String) {
+        var request = URLRequest(url: URL(string: url)!)
+        request.httpMethod = method
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        if let body {
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.httpBody = Data(body.utf8)
+        }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    @Test("make run's story: team created, another team's viewer gets 404, both audited, Ctrl-C stops PostgreSQL, data kept")
+    func newUser() async throws {
+        let dataDir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("podid-dev-test-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: dataDir) }
+        let port = try Self.freePort()
+        let base = "http://127.0.0.1:\(port)"
+
+        let first = try DevProcess.start(dataDir: dataDir, port: port)
+        try await first.waitUntilRunning()
+        let banner = first.text
+        let token = try String(contentsOf: dataDir.appendingPathComponent("admin-token"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(banner.contains(token), "the banner prints the admin token")
+        #expect(banner.contains("curl -s -X POST \(base)/v1/teams"), "the banner prints a curl example")
+        let cluster = try String(contentsOf: dataDir.appendingPathComponent("postgres-location"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        defer { try? FileManager.default.removeItem(atPath: cluster) }
+
+        let created = try await Self.request("POST", "\(base)/v1/teams", token: token, body: #"{"name":"payments","displayName":"Payments"}"#)
+        #expect(created.0 == 201, "\(created.1)")
+        #expect(try await Self.request("GET", "\(base)/v1/teams/payments", token: token).0 == 200)
+        #expect(try await Self.request("POST", "\(base)/v1/teams", token: token, body: #"{"name":"search"}"#).0 == 201)
+        let viewer = try await Self.request("POST", "\(base)/v1/teams/search/tokens", token: token, body: #"{"name":"dash","role":"viewer"}"#)
+        let viewerToken = try #require((try JSONSerialization.jsonObject(with: Data(viewer.1.utf8)) as? [String: Any])?["token"] as? String)
+        #expect(try await Self.request("GET", "\(base)/v1/teams/payments", token: viewerToken).0 == 404)
+
+        // The audit log holds the creation and the denial (read with the owner's URL from postgres.env).
+        let env = try String(contentsOf: dataDir.appendingPathComponent("postgres.env"), encoding: .utf8)
+        let ownerURL = try #require(env.split(separator: "\n").first { $0.hasPrefix("PODID_MIGRATION_DATABASE_URL=") }?
+            .dropFirst("PODID_MIGRATION_DATABASE_URL=".count))
+        let actions = try await PodidApplication.withClient(try DatabaseURL(String(ownerURL)), logger: Logger(label: "t")) { client in
+            try await client.query(
+                "SELECT action || ':' || coalesce(team, '') FROM audit_events ORDER BY id", logger: Logger(label: "t")
+            ).collect().map { try $0.decode(String.self) }
+        }
+        #expect(actions.contains("team.created:payments"))
+        #expect(actions.contains("auth.denied:payments"))
+
+        #expect(try await first.interrupt() == 0)
+        #expect(!FileManager.default.fileExists(atPath: cluster + "/data/postmaster.pid"), "PostgreSQL stopped with podid dev")
+
+        // A second run reuses the data.
+        let second = try DevProcess.start(dataDir: dataDir, port: port)
+        try await second.waitUntilRunning()
+        #expect(try await Self.request("GET", "\(base)/v1/teams/payments", token: token).0 == 200)
+        #expect(try await second.interrupt() == 0)
+        #expect(!FileManager.default.fileExists(atPath: cluster + "/data/postmaster.pid"))
+    }
+
+    @Test("serve refuses to start while migrations are pending, saying which")
+    func serveRefusesPendingMigrations() async throws {
+        let database = try await TestDatabase.makeEmpty()
+        defer { Task { await database.drop() } }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["serve"]
+        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PODID_") }
+        environment["PODID_DATABASE_URL"] = database.runtimeURLText
+        environment["PODID_HTTP_PORT"] = String(try Self.freePort())
+        process.environment = environment
+        let output = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("serve-\(UUID().uuidString).log")
+        FileManager.default.createFile(atPath: output.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: output) }
+        let handle = try FileHandle(forWritingTo: output)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        let deadline = ContinuousClock.now + .seconds(30)
+        while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        if process.isRunning { process.terminate() }
+        #expect(process.terminationStatus == 2)
+        let text = try String(contentsOf: output, encoding: .utf8)
+        #expect(text.contains("0001_foundation.sql"), "\(text)")
+        #expect(text.contains("podid migrate apply"), "\(text)")
+    }
+
+    @Test("a bad configuration value stops start-up naming the variable")
+    func badConfiguration() async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["serve"]
+        process.environment = ["PODID_HTTP_PORT": "eighty", "PATH": "/usr/bin:/bin"]
+        let output = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("cfg-\(UUID().uuidString).log")
+        FileManager.default.createFile(atPath: output.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: output) }
+        let handle = try FileHandle(forWritingTo: output)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0)
+        #expect(try String(contentsOf: output, encoding: .utf8).contains("PODID_HTTP_PORT"))
+    }
+}
