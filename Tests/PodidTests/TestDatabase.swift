@@ -110,10 +110,18 @@ struct TestDatabase: Sendable {
     /// The migrated template database, created once per test process.
     actor Template {
         static let shared = Template()
-        var created: String?
+        var creation: Task<String, any Error>?
 
+        /// The template's name; the first caller creates and migrates it, concurrent callers wait
+        /// for that (actor methods are reentrant across awaits, so a flag alone would not do).
         func name(ownerURL: String, runtimeURL: String) async throws -> String {
-            if let created { return created }
+            if let creation { return try await creation.value }
+            let task = Task { try await Self.create(ownerURL: ownerURL, runtimeURL: runtimeURL) }
+            creation = task
+            return try await task.value
+        }
+
+        static func create(ownerURL: String, runtimeURL: String) async throws -> String {
             let migrations = try Migration.bundled()
             // FNV-1a over the checksums: a new or edited migration gives a new template.
             var hash: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -121,19 +129,22 @@ struct TestDatabase: Sendable {
                 hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
             }
             let name = "podid_template_\(String(hash, radix: 16))"
-            let exists = try await withAdmin(ownerURL) { client in
-                try await client.query("SELECT 1 FROM pg_database WHERE datname = \(name)", logger: logger).collect().count > 0
-            }
-            if !exists {
-                try await withAdmin(ownerURL) { client in
-                    try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: logger)
+            do {
+                let exists = try await withAdmin(ownerURL) { client in
+                    try await client.query("SELECT 1 FROM pg_database WHERE datname = \(name)", logger: logger).collect().count > 0
                 }
+                if !exists {
+                    try await withAdmin(ownerURL) { client in
+                        try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: logger)
+                    }
+                }
+                let runtimeUser = try DatabaseURL(runtimeURL).username
+                try await PodidApplication.withClient(try rebased(ownerURL, database: name), logger: logger) { client in
+                    try await MigrationRunner(client: client, migrations: migrations, logger: logger).apply(runtimeUser: runtimeUser)
+                }
+            } catch {
+                throw TestSetupError("creating the template database \(name): \(String(reflecting: error))")
             }
-            let runtimeUser = try DatabaseURL(runtimeURL).username
-            try await PodidApplication.withClient(try rebased(ownerURL, database: name), logger: logger) { client in
-                try await MigrationRunner(client: client, migrations: migrations, logger: logger).apply(runtimeUser: runtimeUser)
-            }
-            created = name
             return name
         }
     }
