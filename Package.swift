@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
     ],
     targets: [
         // Code generated from the top-level openapi.yaml (symlinked into the target folder).
@@ -60,11 +61,23 @@ let package = Package(
             ],
             plugins: ["EmbedOpenAPIDocument"]
         ),
+        // Local Azure and Kubernetes API servers that follow the real contracts; none of podid's targets.
+        .target(
+            name: "Simulators",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            resources: [.copy("Resources")]
+        ),
         // Typed configuration, the local PostgreSQL for dev and tests, and the composition root.
         .target(
             name: "App",
             dependencies: [
-                "Core", "Store", "HTTP",
+                "Core", "Store", "HTTP", "Simulators",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -80,7 +93,8 @@ let package = Package(
         .executableTarget(
             name: "podid",
             dependencies: [
-                "App",
+                "App", "Simulators",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -90,7 +104,7 @@ let package = Package(
         .testTarget(
             name: "PodidTests",
             dependencies: [
-                "App", "Core", "Store", "HTTP",
+                "App", "Core", "Store", "HTTP", "Simulators",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]

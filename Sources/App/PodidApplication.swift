@@ -13,7 +13,7 @@ public enum PodidApplication {
     /// The HTTP application for `config`, owning its PostgreSQL client. Metrics go to `registry`
     /// (the caller bootstraps swift-metrics with it in `main`; tests pass their own).
     public static func build(
-        config: PodidConfig, registry: PrometheusCollectorRegistry, logger: Logger,
+        config: PodidConfig, registry: PrometheusCollectorRegistry, logger: Logger, services: [any Service] = [],
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         let databaseURL = try config.requireDatabaseURL()
@@ -46,6 +46,7 @@ public enum PodidApplication {
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? config.httpPort) },
             logger: httpLogger)
         app.addServices(client, IdempotencyPruner(store: idempotency, logger: logger))
+        app.addServices(services)
         return app
     }
 

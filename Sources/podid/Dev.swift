@@ -2,6 +2,7 @@ import App
 import ArgumentParser
 import Foundation
 import Logging
+import Simulators
 
 /// `podid dev`: everything on one machine — a private PostgreSQL (unless PODID_DATABASE_URL is set),
 /// migrations, a bootstrap admin token, and the API.
@@ -28,12 +29,39 @@ struct Dev: AsyncParsableCommand {
         let tokenFromFile = config.adminToken == nil
         if tokenFromFile { config.adminToken = try DevAdminToken.loadOrCreate(at: tokenFile) }
 
+        let simulators = try Simulators(dataDirectory: URL(fileURLWithPath: config.dataDir))
+        let simPorts = SimPorts()
+        let simServices = simulators.services(
+            host: config.simHost, azurePort: config.simAzurePort, kubePort: config.simKubePort, logger: logger
+        ) { azurePort, kubePort in
+            await simPorts.set(azure: azurePort, kube: kubePort)
+        }
         let banner = DevBanner(config: config, tokenFile: tokenFromFile ? tokenFile : nil, local: local != nil)
-        let app = try PodidApplication.build(config: config, registry: registry, logger: logger) { port in
+        let simHost = config.simHost
+        let app = try PodidApplication.build(config: config, registry: registry, logger: logger, services: simServices) { port in
+            let (azurePort, kubePort) = await simPorts.wait()
             // Written at once, not when the buffer fills: scripts wait for this text.
-            FileHandle.standardOutput.write(Data(banner.text(port: port).utf8))
+            FileHandle.standardOutput.write(Data((banner.text(port: port)
+                + SimBanner.text(simulators, host: simHost, azurePort: azurePort, kubePort: kubePort)).utf8))
         }
         try await app.runService()
+    }
+}
+
+/// The simulators' ports, known once both listen.
+actor SimPorts {
+    var ports: (Int, Int)?
+    var waiters: [CheckedContinuation<(Int, Int), Never>] = []
+
+    func set(azure: Int, kube: Int) {
+        ports = (azure, kube)
+        for waiter in waiters { waiter.resume(returning: (azure, kube)) }
+        waiters.removeAll()
+    }
+
+    func wait() async -> (Int, Int) {
+        if let ports { return ports }
+        return await withCheckedContinuation { waiters.append($0) }
     }
 }
 

@@ -15,7 +15,7 @@ struct Podid: AsyncParsableCommand {
             Configuration comes from PODID_* environment variables (see docs/configuration.md).
             Start here: `make run` (podid dev) serves the API with a private PostgreSQL.
             """,
-        subcommands: [Serve.self, Migrate.self, Dev.self, LocalPostgresCommand.self])
+        subcommands: [Serve.self, Migrate.self, Dev.self, Sim.self, LocalPostgresCommand.self])
 }
 
 /// Reads the configuration and bootstraps logging and metrics once, for every command.

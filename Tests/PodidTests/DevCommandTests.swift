@@ -139,14 +139,29 @@ struct DevCommandTests {
     func serveRefusesPendingMigrations() async throws {
         let database = try await TestDatabase.makeEmpty()
         defer { Task { await database.drop() } }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["serve"]
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PODID_") }
         environment["PODID_DATABASE_URL"] = database.runtimeURLText
         environment["PODID_HTTP_PORT"] = String(try Self.freePort())
+        let (status, text) = try await Self.runToExit(["serve"], environment: environment)
+        #expect(status == 2)
+        #expect(text.contains("0001_foundation.sql"), "\(text)")
+        #expect(text.contains("podid migrate apply"), "\(text)")
+    }
+
+    @Test("a bad configuration value stops start-up naming the variable")
+    func badConfiguration() async throws {
+        let (status, text) = try await Self.runToExit(["serve"], environment: ["PODID_HTTP_PORT": "eighty", "PATH": "/usr/bin:/bin"])
+        #expect(status != 0)
+        #expect(text.contains("PODID_HTTP_PORT"))
+    }
+
+    /// Runs the podid binary until it exits (at most 30 seconds) and returns its status and output.
+    static func runToExit(_ arguments: [String], environment: [String: String]) async throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
         process.environment = environment
-        let output = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("serve-\(UUID().uuidString).log")
+        let output = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("podid-\(UUID().uuidString).log")
         FileManager.default.createFile(atPath: output.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: output) }
         let handle = try FileHandle(forWritingTo: output)
@@ -155,28 +170,10 @@ struct DevCommandTests {
         try process.run()
         let deadline = ContinuousClock.now + .seconds(30)
         while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
-        if process.isRunning { process.terminate() }
-        #expect(process.terminationStatus == 2)
-        let text = try String(contentsOf: output, encoding: .utf8)
-        #expect(text.contains("0001_foundation.sql"), "\(text)")
-        #expect(text.contains("podid migrate apply"), "\(text)")
-    }
-
-    @Test("a bad configuration value stops start-up naming the variable")
-    func badConfiguration() async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["serve"]
-        process.environment = ["PODID_HTTP_PORT": "eighty", "PATH": "/usr/bin:/bin"]
-        let output = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("cfg-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: output) }
-        let handle = try FileHandle(forWritingTo: output)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus != 0)
-        #expect(try String(contentsOf: output, encoding: .utf8).contains("PODID_HTTP_PORT"))
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        return (process.terminationStatus, try String(contentsOf: output, encoding: .utf8))
     }
 }

@@ -1,0 +1,105 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+extension KubeSimulator {
+    /// `/version`, `/api`, `/apis` and the group versions, so that kubectl finds its way.
+    func discovery(_ segments: [String], crdsServed: Bool) -> Response? {
+        let groups = crdsServed ? [KubeSchema.podIdentityGroup, "authorization.k8s.io"] : ["authorization.k8s.io"]
+        func groupJSON(_ name: String) -> JSON {
+            let version: JSON = ["groupVersion": .string("\(name)/v1"), "version": "v1"]
+            return ["name": .string(name), "versions": .array([version]), "preferredVersion": version]
+        }
+        func resourceList(_ groupVersion: String, _ list: [KubeResource]) -> JSON {
+            [
+                "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": .string(groupVersion),
+                "resources": .array(list.map { resource in
+                    [
+                        "name": .string(resource.plural), "singularName": .string(resource.singular),
+                        "namespaced": .bool(resource.namespaced), "kind": .string(resource.kind),
+                        "verbs": .array(resource.verbs.map { .string($0) }),
+                        "shortNames": .array(resource.shortNames.map { .string($0) }),
+                    ]
+                }),
+            ]
+        }
+        switch segments {
+        case ["version"]:
+            return jsonResponse(.ok, [
+                "major": "1", "minor": "20", "gitVersion": "v1.20.2-podid-sim", "gitCommit": "podid-simulator",
+                "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.15", "compiler": "gc",
+                "platform": "linux/amd64",
+            ])
+        case ["api"]:
+            return jsonResponse(.ok, [
+                "kind": "APIVersions", "versions": .array(["v1"]),
+                "serverAddressByClientCIDRs": .array([["clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"]]),
+            ])
+        case ["api", "v1"]:
+            return jsonResponse(.ok, resourceList("v1", resources.filter { $0.group.isEmpty }))
+        case ["apis"]:
+            return jsonResponse(.ok, ["kind": "APIGroupList", "apiVersion": "v1", "groups": .array(groups.map(groupJSON))])
+        case ["apis", KubeSchema.podIdentityGroup] where crdsServed, ["apis", "authorization.k8s.io"]:
+            return jsonResponse(.ok, (["kind": "APIGroup", "apiVersion": "v1"] as JSON).mergePatched(with: groupJSON(segments[1])))
+        case ["apis", KubeSchema.podIdentityGroup, "v1"] where crdsServed:
+            return jsonResponse(.ok, resourceList("\(KubeSchema.podIdentityGroup)/v1", resources.filter { $0.group == KubeSchema.podIdentityGroup }))
+        case ["apis", "authorization.k8s.io", "v1"]:
+            return jsonResponse(.ok, [
+                "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "authorization.k8s.io/v1",
+                "resources": .array([[
+                    "name": "selfsubjectaccessreviews", "singularName": "", "namespaced": false,
+                    "kind": "SelfSubjectAccessReview", "verbs": .array(["create"]),
+                ]]),
+            ])
+        default:
+            return nil
+        }
+    }
+
+    /// `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews`: allowed unless a fault
+    /// switch denies the verb.
+    func selfSubjectAccessReview(_ request: Request) async -> Response {
+        guard var review = JSON.parse((try? await bodyBytes(request)) ?? []), review.object != nil else {
+            return badRequest("the body of the request is not a SelfSubjectAccessReview")
+        }
+        let attributes = review[["spec", "resourceAttributes"]] ?? .object([:])
+        let verb = attributes["verb"]?.string ?? ""
+        let resource = attributes["resource"]?.string ?? ""
+        let denied = settings.withLock { $0.deniedVerbs }
+        let allowed = !(denied.contains(verb) || denied.contains("\(resource):\(verb)"))
+        review["status"] = allowed
+            ? ["allowed": true]
+            : ["allowed": false, "reason": .string("the simulator denies \(verb) on \(resource) (fault switch)")]
+        review["metadata"] = ["creationTimestamp": .null]
+        return jsonResponse(.created, review)
+    }
+
+    /// `/_sim/…`: settings and fault switches, the request log.
+    func admin(_ request: Request, _ path: [String]) async -> Response {
+        let body = (try? await bodyBytes(request)) ?? []
+        switch (request.method, path.first ?? "") {
+        case (.get, "requests"):
+            let records = requestLog.all.filter { !$0.path.hasPrefix("/_sim") }
+            return jsonResponse(.ok, JSON.parse((try? JSONEncoder().encode(records)) ?? Data()) ?? .array([]))
+        case (.delete, "requests"):
+            requestLog.clear()
+            return Response(status: .noContent)
+        case (.get, "settings"):
+            return jsonResponse(.ok, JSON.parse((try? JSONEncoder().encode(currentSettings)) ?? Data()) ?? .null)
+        case (.put, "settings"), (.patch, "settings"):
+            guard let patch = JSON.parse(body), patch.object != nil else {
+                return jsonResponse(.badRequest, ["error": "the body must be a JSON object of settings"])
+            }
+            let current = JSON.parse((try? JSONEncoder().encode(currentSettings)) ?? Data()) ?? .null
+            guard let merged = try? JSONDecoder().decode(Settings.self, from: current.mergePatched(with: patch).data) else {
+                return jsonResponse(.badRequest, ["error": "unknown or mistyped settings; see GET /_sim/settings"])
+            }
+            configure { $0 = merged }
+            reconcileBrokerPods()
+            return jsonResponse(.ok, JSON.parse((try? JSONEncoder().encode(merged)) ?? Data()) ?? .null)
+        default:
+            return jsonResponse(.notFound, ["error": .string("unknown simulator admin path /_sim/\(path.joined(separator: "/"))")])
+        }
+    }
+}

@@ -1,0 +1,457 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Yams
+
+extension KubeSimulator {
+    /// Field ownership of one object: manager → (operation, paths, time).
+    typealias Owners = [String: (operation: String, paths: Set<String>, time: String)]
+
+    static func decodeOwners(_ json: JSON?) -> Owners {
+        var owners: Owners = [:]
+        for (manager, entry) in json?.object ?? [:] {
+            owners[manager] = (entry["operation"]?.string ?? "Update",
+                               Set((entry["paths"]?.array ?? []).compactMap(\.string)), entry["time"]?.string ?? kubeTimestamp())
+        }
+        return owners
+    }
+
+    static func encodeOwners(_ owners: Owners) -> JSON {
+        .object(owners.mapValues { entry in
+            ["operation": .string(entry.operation), "paths": .array(entry.paths.sorted().map { .string($0) }), "time": .string(entry.time)]
+        })
+    }
+
+    /// The field manager of a non-apply write: `fieldManager`, else the User-Agent's program name.
+    func manager(_ query: [String: String], _ request: Request) -> String {
+        if let manager = query["fieldManager"], !manager.isEmpty { return manager }
+        let agent = request.headers[.userAgent] ?? "unknown"
+        return String(agent.split(separator: "/").first ?? "unknown")
+    }
+
+    /// Name, namespace and schema checks shared by create, update, patch and apply; returns the
+    /// pruned object or an error response.
+    func validate(_ resource: KubeResource, _ object: JSON, name: String) -> Result<JSON, ErrorResponse> {
+        var object = object
+        if resource.isCustom, let schema = resource.schema {
+            let errors = KubeSchema.typeErrors(object, schema: schema)
+            if !errors.isEmpty { return .failure(ErrorResponse(invalid(resource, name, errors))) }
+            if !settings.withLock({ $0.preserveUnknownFields }) { object = KubeSchema.prune(object, schema: schema, root: true) }
+        }
+        let nameValid = resource.plural == "namespaces" ? Self.isDNSLabel(name) : Self.isDNSSubdomain(name)
+        if !nameValid {
+            let rule = resource.plural == "namespaces"
+                ? "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+                : "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+            return .failure(ErrorResponse(invalid(resource, name, [("metadata.name", "Invalid value: \"\(name)\": \(rule)")])))
+        }
+        if resource.plural == "pods" {
+            let containers = object[["spec", "containers"]]?.array ?? []
+            if containers.isEmpty {
+                return .failure(ErrorResponse(invalid(resource, name, [("spec.containers", "Required value")])))
+            }
+            for (index, container) in containers.enumerated() where container["name"]?.string == nil || container["image"]?.string == nil {
+                return .failure(ErrorResponse(invalid(resource, name, [("spec.containers[\(index)]", "Required value: name and image are required")])))
+            }
+        }
+        return .success(object)
+    }
+
+    /// An error response carried through a Result.
+    struct ErrorResponse: Error {
+        var response: Response
+        init(_ response: Response) { self.response = response }
+    }
+
+    static func isDNSSubdomain(_ name: String) -> Bool {
+        guard !name.isEmpty, name.count <= 253 else { return false }
+        return name.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isDNSLabel(String($0)) }
+    }
+
+    static func isDNSLabel(_ name: String) -> Bool {
+        guard let first = name.first, let last = name.last, name.count <= 63 else { return false }
+        func ok(_ c: Character) -> Bool { c.isASCII && (c.isLowercase || c.isNumber) }
+        return ok(first) && ok(last) && name.allSatisfy { ok($0) || $0 == "-" }
+    }
+
+    /// Server-set fields for a new object.
+    func initialize(_ resource: KubeResource, _ object: JSON, namespace: String?, name: String, rv: Int64) -> JSON {
+        var object = object
+        object["apiVersion"] = .string(resource.apiVersion)
+        object["kind"] = .string(resource.kind)
+        var metadata = object["metadata"] ?? .object([:])
+        metadata["name"] = .string(name)
+        metadata["namespace"] = namespace.map { .string($0) }
+        metadata["uid"] = .string(UUID().uuidString.lowercased())
+        metadata["resourceVersion"] = .string(String(rv))
+        metadata["generation"] = .int(1)
+        metadata["creationTimestamp"] = .string(kubeTimestamp())
+        metadata["deletionTimestamp"] = nil
+        metadata["generateName"] = nil
+        object["metadata"] = metadata
+        switch resource.plural {
+        case "pods": object = podDefaults(object)
+        case "namespaces": object["status"] = ["phase": "Active"]
+        default: break
+        }
+        return object
+    }
+
+    /// A running pod on a simulated node, ready unless it is an NMI pod on a node the fault switch names.
+    func podDefaults(_ pod: JSON) -> JSON {
+        var pod = pod
+        let name = pod[["metadata", "name"]]?.string ?? ""
+        if pod[["spec", "nodeName"]]?.string == nil {
+            pod[["spec", "nodeName"]] = .string(Self.nodes[Int(name.utf8.reduce(0) { $0 &+ Int($1) }) % Self.nodes.count])
+        }
+        if pod[["spec", "serviceAccountName"]] == nil { pod[["spec", "serviceAccountName"]] = "default" }
+        if pod[["spec", "restartPolicy"]] == nil { pod[["spec", "restartPolicy"]] = "Always" }
+        let octet = name.utf8.reduce(7) { ($0 &* 31 &+ Int($1)) % 250 } + 2
+        pod["status"] = [
+            "phase": "Running", "podIP": .string("10.244.0.\(octet)"), "hostIP": "10.240.0.4",
+            "startTime": .string(kubeTimestamp()),
+        ]
+        return podReadiness(pod)
+    }
+
+    /// Sets a pod's Ready condition and container statuses from the NMI fault switch.
+    func podReadiness(_ pod: JSON) -> JSON {
+        var pod = pod
+        let node = pod[["spec", "nodeName"]]?.string ?? ""
+        let isNMI = pod[["metadata", "labels", "component"]]?.string == "nmi"
+        let notReady = settings.withLock { $0.nmiNotReadyNodes }
+        let ready = !(isNMI && (notReady.contains("*") || notReady.contains(node)))
+        let flag = ready ? "True" : "False"
+        pod[["status", "conditions"]] = .array([
+            ["type": "Initialized", "status": "True"], ["type": "Ready", "status": .string(flag)],
+            ["type": "ContainersReady", "status": .string(flag)], ["type": "PodScheduled", "status": "True"],
+        ])
+        pod[["status", "containerStatuses"]] = .array((pod[["spec", "containers"]]?.array ?? []).map { container in
+            [
+                "name": container["name"] ?? "", "image": container["image"] ?? "", "ready": .bool(ready),
+                "restartCount": .int(0), "started": true,
+                "state": ready ? ["running": ["startedAt": .string(kubeTimestamp())]]
+                    : ["waiting": ["reason": "CrashLoopBackOff", "message": "simulated: NMI is not ready"]],
+            ]
+        })
+        return pod
+    }
+
+    func create(_ resource: KubeResource, namespace: String?, body: [UInt8], query: [String: String], request: Request) -> Response {
+        guard var object = JSON.parse(body), object.object != nil else {
+            return badRequest("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml")
+        }
+        if let kind = object["kind"]?.string, kind != resource.kind {
+            return badRequest("the kind of the object (\(kind)) does not match the kind of the URL (\(resource.kind))")
+        }
+        if let bodyNamespace = object[["metadata", "namespace"]]?.string, bodyNamespace != namespace, resource.namespaced {
+            return badRequest("the namespace of the provided object does not match the namespace sent on the request")
+        }
+        var name = object[["metadata", "name"]]?.string ?? ""
+        if name.isEmpty, let prefix = object[["metadata", "generateName"]]?.string {
+            name = prefix + String(UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(5))
+        }
+        if name.isEmpty {
+            return invalid(resource, "", [("metadata.name", "Required value: name or generateName is required")])
+        }
+        switch validate(resource, object, name: name) {
+        case .failure(let error): return error.response
+        case .success(let pruned): object = pruned
+        }
+        let manager = manager(query, request)
+        return commitCreate(resource, namespace: namespace, name: name, object: object, manager: manager, operation: "Update")
+    }
+
+    func commitCreate(_ resource: KubeResource, namespace: String?, name: String, object: JSON, manager: String, operation: String) -> Response {
+        let key = Self.key(resource.plural, namespace, name)
+        return store.update { collections in
+            if let namespace, collections["objects"]?[Self.key("namespaces", nil, namespace)] == nil {
+                return (status(.notFound, reason: "NotFound", message: "namespaces \"\(namespace)\" not found",
+                               details: ["name": .string(namespace), "kind": "namespaces"]), [])
+            }
+            if collections["objects"]?[key] != nil {
+                return (status(.conflict, reason: "AlreadyExists", message: "\(resource.qualifiedName) \"\(name)\" already exists",
+                               details: ["name": .string(name), "group": .string(resource.group), "kind": .string(resource.plural)]), [])
+            }
+            let rv = nextResourceVersion(collections)
+            var stored = initialize(resource, object, namespace: namespace, name: name, rv: rv)
+            let owners: Owners = [manager: (operation, KubePatch.leafPaths(stored), kubeTimestamp())]
+            stored[["metadata", "managedFields"]] = KubePatch.managedFields(owners, apiVersion: resource.apiVersion)
+            return (jsonResponse(.created, stored),
+                    [("objects", key, stored), ("owners", key, Self.encodeOwners(owners)), ("meta", "rv", .int(rv))])
+        }
+    }
+
+    func replace(_ resource: KubeResource, namespace: String?, name: String, body: [UInt8], query: [String: String], request: Request) -> Response {
+        guard let object = JSON.parse(body), object.object != nil else {
+            return badRequest("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml")
+        }
+        if let bodyName = object[["metadata", "name"]]?.string, bodyName != name {
+            return badRequest("the name of the object (\(bodyName)) does not match the name on the URL (\(name))")
+        }
+        if let bodyNamespace = object[["metadata", "namespace"]]?.string, bodyNamespace != namespace, resource.namespaced {
+            return badRequest("the namespace of the provided object does not match the namespace sent on the request")
+        }
+        let sentRV = object[["metadata", "resourceVersion"]]?.string
+        if resource.isCustom && (sentRV ?? "").isEmpty {
+            return invalid(resource, name, [("metadata.resourceVersion", "Invalid value: 0x0: must be specified for an update")])
+        }
+        return update(resource, namespace: namespace, name: name, manager: manager(query, request), expectedRV: sentRV) { current in
+            var replaced = object
+            // Server-owned metadata stays; the client's labels, annotations and finalizers replace.
+            var metadata = current["metadata"] ?? .object([:])
+            for field in ["labels", "annotations", "finalizers", "ownerReferences"] {
+                metadata[field] = object[["metadata", field]]
+            }
+            replaced["metadata"] = metadata
+            if resource.plural == "pods" { replaced["status"] = current["status"] }
+            return .success(replaced)
+        }
+    }
+
+    /// Read, change, validate and store one object, bumping resourceVersion (and generation when
+    /// anything outside metadata changed), recording the manager's fields, and completing a
+    /// deletion when the last finalizer goes.
+    func update(
+        _ resource: KubeResource, namespace: String?, name: String, manager: String, operation: String = "Update",
+        expectedRV: String?, applyOwners: ((Owners, JSON) -> Result<Owners, ErrorResponse>)? = nil,
+        change: (JSON) -> Result<JSON, ErrorResponse>
+    ) -> Response {
+        let key = Self.key(resource.plural, namespace, name)
+        return store.update { collections in
+            guard let current = collections["objects"]?[key] else { return (notFound(resource, name), []) }
+            if let expectedRV, !expectedRV.isEmpty, expectedRV != current[["metadata", "resourceVersion"]]?.string {
+                return (conflict(resource, name), [])
+            }
+            var changed: JSON
+            switch change(current) {
+            case .failure(let error): return (error.response, [])
+            case .success(let value): changed = value
+            }
+            switch validate(resource, changed, name: name) {
+            case .failure(let error): return (error.response, [])
+            case .success(let value): changed = value
+            }
+            // Immutable and server-owned fields.
+            var metadata = changed["metadata"] ?? .object([:])
+            for field in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "generation"] {
+                metadata[field] = current[["metadata", field]]
+            }
+            changed["metadata"] = metadata
+            changed["apiVersion"] = .string(resource.apiVersion)
+            changed["kind"] = .string(resource.kind)
+            if resource.plural == "pods" {
+                for field in ["nodeName", "containers", "serviceAccountName"] where current[["spec", field]] != nil {
+                    if field != "containers" { changed[["spec", field]] = current[["spec", field]] }
+                }
+                if changed["status"] == nil { changed["status"] = current["status"] }
+            }
+            var owners = Self.decodeOwners(collections["owners"]?[key])
+            if let applyOwners {
+                switch applyOwners(owners, changed) {
+                case .failure(let error): return (error.response, [])
+                case .success(let value): owners = value
+                }
+            } else {
+                let paths = KubePatch.changedPaths(current, changed)
+                if !paths.isEmpty {
+                    let previous = owners[manager]?.paths ?? []
+                    owners[manager] = (operation, previous.union(paths), kubeTimestamp())
+                }
+            }
+            let livePaths = KubePatch.leafPaths(changed)
+            for (name, entry) in owners {
+                let kept = entry.paths.intersection(livePaths)
+                owners[name] = kept.isEmpty ? nil : (entry.operation, kept, entry.time)
+            }
+            var comparableOld = current
+            var comparableNew = changed
+            comparableOld["metadata"] = nil
+            comparableNew["metadata"] = nil
+            let metadataOld = current["metadata"].map { m -> JSON in var m = m; m["resourceVersion"] = nil; m["managedFields"] = nil; return m }
+            let metadataNew = changed["metadata"].map { m -> JSON in var m = m; m["resourceVersion"] = nil; m["managedFields"] = nil; return m }
+            if comparableOld == comparableNew && metadataOld == metadataNew {
+                return (jsonResponse(.ok, current), [])
+            }
+            let rv = nextResourceVersion(collections)
+            changed[["metadata", "resourceVersion"]] = .string(String(rv))
+            if comparableOld != comparableNew {
+                changed[["metadata", "generation"]] = .int((current[["metadata", "generation"]]?.int ?? 1) + 1)
+            }
+            changed[["metadata", "managedFields"]] = KubePatch.managedFields(owners, apiVersion: resource.apiVersion)
+            let finalizers = changed[["metadata", "finalizers"]]?.array ?? []
+            if current[["metadata", "deletionTimestamp"]] != nil && finalizers.isEmpty {
+                return (jsonResponse(.ok, changed), [("objects", key, nil), ("owners", key, nil), ("meta", "rv", .int(rv))])
+            }
+            return (jsonResponse(.ok, changed),
+                    [("objects", key, changed), ("owners", key, Self.encodeOwners(owners)), ("meta", "rv", .int(rv))])
+        }
+    }
+
+    func patch(_ resource: KubeResource, namespace: String?, name: String, body: [UInt8], query: [String: String],
+               contentType: String, request: Request) -> Response {
+        let type = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        switch type {
+        case "application/merge-patch+json":
+            guard let patch = JSON.parse(body), patch.object != nil else { return badRequest("the patch is not a JSON object") }
+            return update(resource, namespace: namespace, name: name, manager: manager(query, request),
+                          expectedRV: patch[["metadata", "resourceVersion"]]?.string) { .success($0.mergePatched(with: patch)) }
+        case "application/strategic-merge-patch+json" where !resource.isCustom:
+            guard let patch = JSON.parse(body), patch.object != nil else { return badRequest("the patch is not a JSON object") }
+            return update(resource, namespace: namespace, name: name, manager: manager(query, request),
+                          expectedRV: patch[["metadata", "resourceVersion"]]?.string) { .success(KubePatch.strategicMerge($0, patch)) }
+        case "application/json-patch+json":
+            guard let patch = JSON.parse(body) else { return badRequest("the patch is not JSON") }
+            return update(resource, namespace: namespace, name: name, manager: manager(query, request), expectedRV: nil) { current in
+                do {
+                    return .success(try KubePatch.jsonPatch(current, patch))
+                } catch {
+                    return .failure(ErrorResponse(self.status(.unprocessableContent, reason: "Invalid",
+                                                              message: "the server rejected our request due to an error in our request")))
+                }
+            }
+        case "application/apply-patch+yaml":
+            return apply(resource, namespace: namespace, name: name, body: body, query: query)
+        default:
+            let accepted = resource.isCustom
+                ? "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+                : "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml"
+            return status(.unsupportedMediaType, reason: "UnsupportedMediaType",
+                          message: "the body of the request was in an unknown format - accepted media types include: \(accepted)")
+        }
+    }
+
+    /// Server-side apply: creates the object when absent; otherwise merges the applied fields,
+    /// refusing (409) to change fields another manager owns unless `force=true`, and removing
+    /// fields this manager applied before and no longer does.
+    func apply(_ resource: KubeResource, namespace: String?, name: String, body: [UInt8], query: [String: String]) -> Response {
+        guard let manager = query["fieldManager"], !manager.isEmpty else {
+            return status(.unprocessableContent, reason: "Invalid",
+                          message: "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                          details: ["group": "meta.k8s.io", "kind": "PatchOptions",
+                                    "causes": .array([["reason": "FieldValueRequired", "message": "Required value: is required for apply patch", "field": "fieldManager"]])])
+        }
+        let force = query["force"] == "true"
+        let text = String(decoding: body, as: UTF8.self)
+        guard let parsed = (try? Yams.load(yaml: text)).map({ JSON.from(any: $0) }), var applied = Optional(parsed), applied.object != nil else {
+            return badRequest("error decoding YAML: the apply patch is not a YAML or JSON object")
+        }
+        if applied[["metadata", "managedFields"]] != nil {
+            return badRequest("metadata.managedFields must be nil")
+        }
+        if let bodyName = applied[["metadata", "name"]]?.string, bodyName != name {
+            return badRequest("the name of the object (\(bodyName)) does not match the name on the URL (\(name))")
+        }
+        if let bodyNamespace = applied[["metadata", "namespace"]]?.string, bodyNamespace != namespace, resource.namespaced {
+            return badRequest("the namespace of the provided object does not match the namespace sent on the request")
+        }
+        if resource.isCustom, let schema = resource.schema, !settings.withLock({ $0.preserveUnknownFields }) {
+            applied = KubeSchema.prune(applied, schema: schema, root: true)
+        }
+        if object(resource.plural, namespace: namespace, name: name) == nil {
+            switch validate(resource, applied, name: name) {
+            case .failure(let error): return error.response
+            case .success(let value): applied = value
+            }
+            return commitCreate(resource, namespace: namespace, name: name, object: applied, manager: manager, operation: "Apply")
+        }
+        let appliedPaths = KubePatch.leafPaths(applied)
+        return update(resource, namespace: namespace, name: name, manager: manager, operation: "Apply",
+                      expectedRV: applied[["metadata", "resourceVersion"]]?.string,
+                      applyOwners: { owners, merged in
+                          var owners = owners
+                          var conflicts: [(String, String)] = []
+                          for (other, entry) in owners where other != manager {
+                              for path in entry.paths.intersection(appliedPaths) {
+                                  conflicts.append((other, path))
+                              }
+                          }
+                          _ = merged
+                          if !conflicts.isEmpty && !force {
+                              let fields = conflicts.map { ".\($0.1.replacingOccurrences(of: KubePatch.separator, with: "."))" }
+                              let message = "Apply failed with \(conflicts.count) conflict\(conflicts.count == 1 ? "" : "s"): "
+                                  + conflicts.map { "conflict with \"\($0.0)\": .\($0.1.replacingOccurrences(of: KubePatch.separator, with: "."))" }.joined(separator: "; ")
+                              return .failure(ErrorResponse(self.status(.conflict, reason: "Conflict", message: message, details: [
+                                  "causes": .array(zip(conflicts, fields).map { conflict, field in
+                                      ["reason": "FieldManagerConflict", "message": .string("conflict with \"\(conflict.0)\""), "field": .string(field)]
+                                  }),
+                              ])))
+                          }
+                          for (other, entry) in owners where other != manager {
+                              let kept = entry.paths.subtracting(appliedPaths)
+                              owners[other] = kept.isEmpty ? nil : (entry.operation, kept, entry.time)
+                          }
+                          owners[manager] = ("Apply", appliedPaths, kubeTimestamp())
+                          return .success(owners)
+                      }) { current in
+            // Fields this manager applied before and no longer applies go, unless someone else owns them.
+            let owners = Self.decodeOwners(self.store.get("owners", Self.key(resource.plural, namespace, name)))
+            var merged = KubePatch.applyMerge(current, applied)
+            let previous = owners[manager]?.paths ?? []
+            let othersOwn = owners.filter { $0.key != manager }.values.reduce(into: Set<String>()) { $0.formUnion($1.paths) }
+            for path in previous.subtracting(appliedPaths).subtracting(othersOwn) {
+                merged = KubePatch.removing(merged, path)
+            }
+            return .success(merged)
+        }
+    }
+
+    func delete(_ resource: KubeResource, namespace: String?, name: String, body: [UInt8]) -> Response {
+        let options = JSON.parse(body)
+        let key = Self.key(resource.plural, namespace, name)
+        return store.update { collections in
+            guard var current = collections["objects"]?[key] else { return (notFound(resource, name), []) }
+            if let uid = options?[["preconditions", "uid"]]?.string, uid != current[["metadata", "uid"]]?.string {
+                return (status(.conflict, reason: "Conflict",
+                               message: "Precondition failed: UID in precondition: \(uid), UID in object meta: \(current[["metadata", "uid"]]?.string ?? "")"), [])
+            }
+            if let rv = options?[["preconditions", "resourceVersion"]]?.string, rv != current[["metadata", "resourceVersion"]]?.string {
+                return (conflict(resource, name), [])
+            }
+            let rv = nextResourceVersion(collections)
+            if !(current[["metadata", "finalizers"]]?.array ?? []).isEmpty {
+                if current[["metadata", "deletionTimestamp"]] == nil {
+                    current[["metadata", "deletionTimestamp"]] = .string(kubeTimestamp())
+                    current[["metadata", "deletionGracePeriodSeconds"]] = .int(0)
+                    current[["metadata", "resourceVersion"]] = .string(String(rv))
+                    return (jsonResponse(.ok, current), [("objects", key, current), ("meta", "rv", .int(rv))])
+                }
+                return (jsonResponse(.ok, current), [])
+            }
+            var changes: [(String, String, JSON?)] = [("objects", key, nil), ("owners", key, nil), ("meta", "rv", .int(rv))]
+            if resource.plural == "namespaces" {
+                for objectKey in (collections["objects"] ?? [:]).keys where objectKey.split(separator: "|", omittingEmptySubsequences: false).dropFirst().first.map(String.init) == name {
+                    changes.append(("objects", objectKey, nil))
+                    changes.append(("owners", objectKey, nil))
+                }
+            }
+            if resource.isCustom {
+                return (jsonResponse(.ok, [
+                    "kind": "Status", "apiVersion": "v1", "metadata": .object([:]), "status": "Success",
+                    "details": ["name": .string(name), "group": .string(resource.group), "kind": .string(resource.plural),
+                                "uid": current[["metadata", "uid"]] ?? .null],
+                ]), changes)
+            }
+            return (jsonResponse(.ok, current), changes)
+        }
+    }
+
+    func deleteCollection(_ resource: KubeResource, namespace: String?, query: [String: String]) -> Response {
+        let items: [(String, JSON)]
+        do {
+            items = try selected(resource, namespace: namespace, query: query)
+        } catch let error as SelectorError {
+            return badRequest(error.message)
+        } catch {
+            return badRequest("\(error)")
+        }
+        for (_, object) in items {
+            _ = delete(resource, namespace: object[["metadata", "namespace"]]?.string, name: object[["metadata", "name"]]?.string ?? "", body: [])
+        }
+        return jsonResponse(.ok, [
+            "kind": .string(resource.listKind), "apiVersion": .string(resource.apiVersion),
+            "metadata": ["resourceVersion": .string(currentResourceVersion)], "items": .array(items.map(\.1)),
+        ])
+    }
+}

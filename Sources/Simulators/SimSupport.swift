@@ -1,0 +1,122 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Synchronization
+
+/// One request a simulator answered, for tests and drills to read.
+public struct SimRequestRecord: Sendable, Codable, Equatable {
+    public var time: String
+    public var method: String
+    public var path: String
+    public var query: String
+    public var operation: String
+    public var status: Int
+    public var requestId: String
+}
+
+/// The requests a simulator answered, newest last (bounded).
+public final class SimRequestLog: Sendable {
+    let records = Mutex<[SimRequestRecord]>([])
+    let limit: Int
+
+    /// A log keeping at most `limit` records.
+    public init(limit: Int = 100_000) {
+        self.limit = limit
+    }
+
+    func append(_ record: SimRequestRecord) {
+        records.withLock {
+            $0.append(record)
+            if $0.count > limit { $0.removeFirst($0.count - limit) }
+        }
+    }
+
+    /// Every record.
+    public var all: [SimRequestRecord] { records.withLock { $0 } }
+
+    /// Forgets every record.
+    public func clear() { records.withLock { $0.removeAll() } }
+}
+
+/// A fault rule for one operation (or `*`): error rates and added latency.
+public struct SimFaultRule: Sendable, Codable, Equatable {
+    /// The operation, such as `identity.put`, or `*` for all.
+    public var operation: String
+    /// Share of requests answered 429 with Retry-After (0…1).
+    public var throttleRate: Double?
+    /// Share of requests answered 500 (0…1).
+    public var errorRate: Double?
+    /// Milliseconds added before answering.
+    public var latencyMs: Int?
+    /// Seconds in the Retry-After of injected 429s.
+    public var retryAfterSeconds: Int?
+
+    public init(operation: String, throttleRate: Double? = nil, errorRate: Double? = nil, latencyMs: Int? = nil,
+                retryAfterSeconds: Int? = nil) {
+        self.operation = operation
+        self.throttleRate = throttleRate
+        self.errorRate = errorRate
+        self.latencyMs = latencyMs
+        self.retryAfterSeconds = retryAfterSeconds
+    }
+
+    func applies(to operation: String) -> Bool {
+        self.operation == "*" || self.operation == operation
+            || (self.operation.hasSuffix(".*") && operation.hasPrefix(String(self.operation.dropLast(1))))
+    }
+}
+
+/// What a fault rule decided for one request.
+enum InjectedFault {
+    case none
+    case throttle(retryAfter: Int)
+    case error
+}
+
+/// Reads the body of a request as bytes (simulators accept up to 3 MiB, as kube-apiserver does).
+func bodyBytes(_ request: Request) async throws -> [UInt8] {
+    var request = request
+    let buffer = try await request.collectBody(upTo: 3 << 20)
+    return Array(buffer.readableBytesView)
+}
+
+/// A JSON response.
+func jsonResponse(_ status: HTTPResponse.Status, _ body: JSON, headers: HTTPFields = [:]) -> Response {
+    var fields = headers
+    fields[.contentType] = "application/json"
+    return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: body.data)))
+}
+
+/// A plain-text response.
+func textResponse(_ status: HTTPResponse.Status, _ text: String, headers: HTTPFields = [:]) -> Response {
+    var fields = headers
+    fields[.contentType] = "text/plain; charset=utf-8"
+    return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: text)))
+}
+
+/// Decodes `application/x-www-form-urlencoded` text.
+func formFields(_ text: String) -> [String: String] {
+    var fields: [String: String] = [:]
+    for pair in text.split(separator: "&") {
+        let parts = pair.split(separator: "=", maxSplits: 1).map {
+            String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0)
+        }
+        if let key = parts.first { fields[key] = parts.count > 1 ? parts[1] : "" }
+    }
+    return fields
+}
+
+/// The query parameters of a request (last value wins).
+func queryItems(_ request: Request) -> [String: String] {
+    var items: [String: String] = [:]
+    for (key, value) in request.uri.queryParameters {
+        items[String(key)] = String(value)
+    }
+    return items
+}
+
+/// RFC 3339 with whole seconds, as Kubernetes writes timestamps.
+func kubeTimestamp(_ date: Date = Date()) -> String {
+    date.formatted(Date.ISO8601FormatStyle())
+}
