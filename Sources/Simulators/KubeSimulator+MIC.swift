@@ -41,7 +41,7 @@ extension KubeSimulator {
             if let current = object("pods", namespace: brokerNamespace, name: name) {
                 let wanted = podReadiness(current)
                 if wanted[["status", "conditions"]] != current[["status", "conditions"]] {
-                    _ = update(pods, namespace: brokerNamespace, name: name, manager: "podid-sim", expectedRV: nil) { _ in .success(wanted) }
+                    _ = update(pods, namespace: brokerNamespace, name: name, manager: "podid-sim", expectedRV: nil) { _, _ in .success(wanted) }
                 }
             } else {
                 _ = commitCreate(pods, namespace: brokerNamespace, name: name, object: [
@@ -126,7 +126,7 @@ extension KubeSimulator {
             let name = object[["metadata", "name"]]?.string ?? ""
             guard let want = desired[key] else {
                 // The pod, binding or identity went: unassign, drop the finalizer, delete.
-                _ = update(assigned, namespace: namespace, name: name, manager: "mic", expectedRV: nil) { current in
+                _ = update(assigned, namespace: namespace, name: name, manager: "mic", expectedRV: nil) { current, _ in
                     var changed = current
                     changed[["status", "status"]] = "Unassigned"
                     changed[["metadata", "finalizers"]] = .array([])
@@ -142,7 +142,7 @@ extension KubeSimulator {
                 || object[["spec", "azureBindingRef", "metadata", "resourceVersion"]] != bindingRV
             {
                 // An edited identity or binding re-drives the assignment.
-                _ = update(assigned, namespace: namespace, name: name, manager: "mic", expectedRV: nil) { current in
+                _ = update(assigned, namespace: namespace, name: name, manager: "mic", expectedRV: nil) { current, _ in
                     var changed = current
                     changed[["spec", "azureIdentityRef"]] = Self.embedded(want.identity)
                     changed[["spec", "azureBindingRef"]] = Self.embedded(want.binding)
@@ -165,7 +165,7 @@ extension KubeSimulator {
             if stuck { continue }
             let type = want.identity[["spec", "type"]]?.int ?? 0
             if type == 0 && !identityExists(resourceID, clientID) { continue }
-            _ = update(assigned, namespace: namespace, name: name, manager: "mic", expectedRV: nil) { current in
+            _ = update(assigned, namespace: namespace, name: name, manager: "mic", expectedRV: nil) { current, _ in
                 var changed = current
                 changed[["status", "status"]] = "Assigned"
                 return .success(changed)
@@ -180,10 +180,11 @@ extension KubeSimulator {
         return copy
     }
 
-    /// Runs the MIC loop until cancelled.
+    /// Runs the MIC loop (and the namespace controller's cleanup) until cancelled.
     public func runMIC(interval: Duration = .milliseconds(250)) async {
         while !Task.isCancelled {
             micSync()
+            finalizeNamespaces()
             try? await Task.sleep(for: interval)
         }
     }

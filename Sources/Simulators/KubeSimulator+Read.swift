@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import ServiceLifecycle
 
 extension KubeSimulator {
     /// The field selectors a kind supports.
@@ -102,8 +103,13 @@ extension KubeSimulator {
                 if sendInitial { try await writer.write(line("ADDED", object)) }
             }
             let deadline = ContinuousClock.now + .seconds(timeout)
-            while ContinuousClock.now < deadline {
+            var ticks = 0
+            while ContinuousClock.now < deadline && !Task.isCancelled && !Task.isShuttingDownGracefully {
                 try await Task.sleep(for: .milliseconds(100))
+                ticks += 1
+                // A bare newline every second finds a client that has gone (the write fails);
+                // JSON stream decoders skip white space between events.
+                if ticks % 10 == 0 { try await writer.write(ByteBuffer(string: "\n")) }
                 let now = Dictionary((try? self.selected(resource, namespace: namespace, query: query)) ?? []) { a, _ in a }
                 for (key, object) in now.sorted(by: { $0.key < $1.key }) {
                     let rv = object[["metadata", "resourceVersion"]]?.string ?? ""

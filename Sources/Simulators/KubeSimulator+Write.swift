@@ -166,9 +166,16 @@ extension KubeSimulator {
     func commitCreate(_ resource: KubeResource, namespace: String?, name: String, object: JSON, manager: String, operation: String) -> Response {
         let key = Self.key(resource.plural, namespace, name)
         return store.update { collections in
-            if let namespace, collections["objects"]?[Self.key("namespaces", nil, namespace)] == nil {
-                return (status(.notFound, reason: "NotFound", message: "namespaces \"\(namespace)\" not found",
-                               details: ["name": .string(namespace), "kind": "namespaces"]), [])
+            if let namespace {
+                guard let owner = collections["objects"]?[Self.key("namespaces", nil, namespace)] else {
+                    return (status(.notFound, reason: "NotFound", message: "namespaces \"\(namespace)\" not found",
+                                   details: ["name": .string(namespace), "kind": "namespaces"]), [])
+                }
+                if owner[["metadata", "deletionTimestamp"]] != nil {
+                    return (status(.forbidden, reason: "Forbidden",
+                                   message: "\(resource.qualifiedName) \"\(name)\" is forbidden: unable to create new content in namespace \(namespace) because it is being terminated",
+                                   details: ["name": .string(name), "group": .string(resource.group), "kind": .string(resource.plural)]), [])
+                }
             }
             if collections["objects"]?[key] != nil {
                 return (status(.conflict, reason: "AlreadyExists", message: "\(resource.qualifiedName) \"\(name)\" already exists",
@@ -197,7 +204,7 @@ extension KubeSimulator {
         if resource.isCustom && (sentRV ?? "").isEmpty {
             return invalid(resource, name, [("metadata.resourceVersion", "Invalid value: 0x0: must be specified for an update")])
         }
-        return update(resource, namespace: namespace, name: name, manager: manager(query, request), expectedRV: sentRV) { current in
+        return update(resource, namespace: namespace, name: name, manager: manager(query, request), expectedRV: sentRV) { current, _ in
             var replaced = object
             // Server-owned metadata stays; the client's labels, annotations and finalizers replace.
             var metadata = current["metadata"] ?? .object([:])
@@ -216,7 +223,7 @@ extension KubeSimulator {
     func update(
         _ resource: KubeResource, namespace: String?, name: String, manager: String, operation: String = "Update",
         expectedRV: String?, applyOwners: ((Owners, JSON) -> Result<Owners, ErrorResponse>)? = nil,
-        change: (JSON) -> Result<JSON, ErrorResponse>
+        change: (JSON, Owners) -> Result<JSON, ErrorResponse>
     ) -> Response {
         let key = Self.key(resource.plural, namespace, name)
         return store.update { collections in
@@ -224,8 +231,9 @@ extension KubeSimulator {
             if let expectedRV, !expectedRV.isEmpty, expectedRV != current[["metadata", "resourceVersion"]]?.string {
                 return (conflict(resource, name), [])
             }
+            var owners = Self.decodeOwners(collections["owners"]?[key])
             var changed: JSON
-            switch change(current) {
+            switch change(current, owners) {
             case .failure(let error): return (error.response, [])
             case .success(let value): changed = value
             }
@@ -247,7 +255,6 @@ extension KubeSimulator {
                 }
                 if changed["status"] == nil { changed["status"] = current["status"] }
             }
-            var owners = Self.decodeOwners(collections["owners"]?[key])
             if let applyOwners {
                 switch applyOwners(owners, changed) {
                 case .failure(let error): return (error.response, [])
@@ -296,14 +303,14 @@ extension KubeSimulator {
         case "application/merge-patch+json":
             guard let patch = JSON.parse(body), patch.object != nil else { return badRequest("the patch is not a JSON object") }
             return update(resource, namespace: namespace, name: name, manager: manager(query, request),
-                          expectedRV: patch[["metadata", "resourceVersion"]]?.string) { .success($0.mergePatched(with: patch)) }
+                          expectedRV: patch[["metadata", "resourceVersion"]]?.string) { current, _ in .success(current.mergePatched(with: patch)) }
         case "application/strategic-merge-patch+json" where !resource.isCustom:
             guard let patch = JSON.parse(body), patch.object != nil else { return badRequest("the patch is not a JSON object") }
             return update(resource, namespace: namespace, name: name, manager: manager(query, request),
-                          expectedRV: patch[["metadata", "resourceVersion"]]?.string) { .success(KubePatch.strategicMerge($0, patch)) }
+                          expectedRV: patch[["metadata", "resourceVersion"]]?.string) { current, _ in .success(KubePatch.strategicMerge(current, patch)) }
         case "application/json-patch+json":
             guard let patch = JSON.parse(body) else { return badRequest("the patch is not JSON") }
-            return update(resource, namespace: namespace, name: name, manager: manager(query, request), expectedRV: nil) { current in
+            return update(resource, namespace: namespace, name: name, manager: manager(query, request), expectedRV: nil) { current, _ in
                 do {
                     return .success(try KubePatch.jsonPatch(current, patch))
                 } catch {
@@ -384,9 +391,8 @@ extension KubeSimulator {
                           }
                           owners[manager] = ("Apply", appliedPaths, kubeTimestamp())
                           return .success(owners)
-                      }) { current in
+                      }) { current, owners in
             // Fields this manager applied before and no longer applies go, unless someone else owns them.
-            let owners = Self.decodeOwners(self.store.get("owners", Self.key(resource.plural, namespace, name)))
             var merged = KubePatch.applyMerge(current, applied)
             let previous = owners[manager]?.paths ?? []
             let othersOwn = owners.filter { $0.key != manager }.values.reduce(into: Set<String>()) { $0.formUnion($1.paths) }
@@ -419,13 +425,17 @@ extension KubeSimulator {
                 }
                 return (jsonResponse(.ok, current), [])
             }
-            var changes: [(String, String, JSON?)] = [("objects", key, nil), ("owners", key, nil), ("meta", "rv", .int(rv))]
             if resource.plural == "namespaces" {
-                for objectKey in (collections["objects"] ?? [:]).keys where objectKey.split(separator: "|", omittingEmptySubsequences: false).dropFirst().first.map(String.init) == name {
-                    changes.append(("objects", objectKey, nil))
-                    changes.append(("owners", objectKey, nil))
+                // Namespaces terminate: their contents go in the background (`finalizeNamespaces`).
+                if current[["metadata", "deletionTimestamp"]] == nil {
+                    current[["metadata", "deletionTimestamp"]] = .string(kubeTimestamp())
+                    current[["status", "phase"]] = "Terminating"
+                    current[["metadata", "resourceVersion"]] = .string(String(rv))
+                    return (jsonResponse(.ok, current), [("objects", key, current), ("meta", "rv", .int(rv))])
                 }
+                return (jsonResponse(.ok, current), [])
             }
+            let changes: [(String, String, JSON?)] = [("objects", key, nil), ("owners", key, nil), ("meta", "rv", .int(rv))]
             if resource.isCustom {
                 return (jsonResponse(.ok, [
                     "kind": "Status", "apiVersion": "v1", "metadata": .object([:]), "status": "Success",
@@ -453,5 +463,27 @@ extension KubeSimulator {
             "kind": .string(resource.listKind), "apiVersion": .string(resource.apiVersion),
             "metadata": ["resourceVersion": .string(currentResourceVersion)], "items": .array(items.map(\.1)),
         ])
+    }
+
+    /// Finishes terminating namespaces: deletes what they hold (objects with finalizers keep them
+    /// terminating, as on a real cluster), then the namespace itself.
+    public func finalizeNamespaces() {
+        for namespace in objects("namespaces") where namespace[["metadata", "deletionTimestamp"]] != nil {
+            let name = namespace[["metadata", "name"]]?.string ?? ""
+            var remaining = 0
+            for resource in resources where resource.namespaced {
+                for object in objects(resource.plural, namespace: name) {
+                    remaining += 1
+                    _ = delete(resource, namespace: name, name: object[["metadata", "name"]]?.string ?? "", body: [])
+                }
+            }
+            if remaining == 0 || resources.filter(\.namespaced).allSatisfy({ objects($0.plural, namespace: name).isEmpty }) {
+                store.update { collections in
+                    let rv = nextResourceVersion(collections)
+                    let key = Self.key("namespaces", nil, name)
+                    return ((), [("objects", key, nil), ("owners", key, nil), ("meta", "rv", .int(rv))])
+                }
+            }
+        }
     }
 }

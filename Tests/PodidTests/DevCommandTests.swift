@@ -32,6 +32,8 @@ struct DevCommandTests {
             var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PODID_") }
             environment["PODID_DATA_DIR"] = dataDir.path
             environment["PODID_HTTP_PORT"] = String(port)
+            environment["PODID_SIM_AZURE_PORT"] = String(try DevCommandTests.freePort())
+            environment["PODID_SIM_KUBE_PORT"] = String(try DevCommandTests.freePort())
             process.environment = environment
             let output = dataDir.appendingPathComponent("dev-\(UUID().uuidString).log")
             try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
@@ -100,6 +102,8 @@ struct DevCommandTests {
             .trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(banner.contains(token), "the banner prints the admin token")
         #expect(banner.contains("curl -s -X POST \(base)/v1/teams"), "the banner prints a curl example")
+        #expect(banner.contains("podid simulators are running"), "podid dev starts the simulators")
+        #expect(banner.contains("resource group podid-dev"), "and says what it seeded")
         let cluster = try String(contentsOf: dataDir.appendingPathComponent("postgres-location"), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         defer { try? FileManager.default.removeItem(atPath: cluster) }
@@ -157,23 +161,6 @@ struct DevCommandTests {
 
     /// Runs the podid binary until it exits (at most 30 seconds) and returns its status and output.
     static func runToExit(_ arguments: [String], environment: [String: String]) async throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        process.environment = environment
-        let output = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("podid-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: output) }
-        let handle = try FileHandle(forWritingTo: output)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        let deadline = ContinuousClock.now + .seconds(30)
-        while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
-        return (process.terminationStatus, try String(contentsOf: output, encoding: .utf8))
+        try await runProgram(binary, arguments, environment: environment)
     }
 }
