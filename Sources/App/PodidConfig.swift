@@ -47,12 +47,34 @@ public struct PodidConfig: Sendable {
     public var simAzurePort = 8081
     /// `PODID_SIM_KUBE_PORT`: the Kubernetes simulator's port.
     public var simKubePort = 8082
+    /// `PODID_AZURE_TENANT_ID` (else `AZURE_TENANT_ID`): the tenant of podid's own Azure identity.
+    public var azureTenantId: String?
+    /// `PODID_AZURE_CLIENT_ID` (else `AZURE_CLIENT_ID`): podid's own client id.
+    public var azureClientId: String?
+    /// `PODID_AZURE_CLIENT_SECRET`: a client secret. Secret.
+    public var azureClientSecret: String?
+    /// `PODID_AZURE_CLIENT_SECRET_FILE`: a file holding the client secret.
+    public var azureClientSecretFile: String?
+    /// `AZURE_FEDERATED_TOKEN_FILE`: the projected service-account token the workload-identity
+    /// webhook injects.
+    public var azureFederatedTokenFile: String?
+    /// `PODID_AZURE_AUTHORITY_HOST` (else `AZURE_AUTHORITY_HOST`): the Entra endpoint.
+    public var azureAuthorityHost = "https://login.microsoftonline.com"
+    /// `PODID_AZURE_ARM_ENDPOINT`: Azure Resource Manager.
+    public var azureARMEndpoint = "https://management.azure.com"
+    /// `PODID_AZURE_IMDS_ENDPOINT`: the instance metadata service.
+    public var azureIMDSEndpoint = "http://169.254.169.254"
+    /// `PODID_AZURE_IDENTITY_WRITES_PER_SECOND`: identity writes per second per subscription.
+    public var azureIdentityWritesPerSecond = 2.0
 
     /// Every variable this type reads, for the configuration reference.
     public static let variables = [
         "PODID_HTTP_HOST", "PODID_HTTP_PORT", "PODID_LOG_LEVEL", "PODID_LOG_FORMAT", "PODID_ADMIN_TOKEN",
         "PODID_WORKERS", "PODID_HEALTH_INTERVAL", "PODID_DATABASE_URL", "PODID_MIGRATION_DATABASE_URL",
         "PODID_DATA_DIR", "PODID_SIM_HOST", "PODID_SIM_AZURE_PORT", "PODID_SIM_KUBE_PORT",
+        "PODID_AZURE_TENANT_ID", "PODID_AZURE_CLIENT_ID", "PODID_AZURE_CLIENT_SECRET", "PODID_AZURE_CLIENT_SECRET_FILE",
+        "PODID_AZURE_AUTHORITY_HOST", "PODID_AZURE_ARM_ENDPOINT", "PODID_AZURE_IMDS_ENDPOINT",
+        "PODID_AZURE_IDENTITY_WRITES_PER_SECOND",
     ]
 
     /// The defaults.
@@ -110,6 +132,33 @@ public struct PodidConfig: Sendable {
         if let host = value("PODID_SIM_HOST") { config.simHost = host }
         if let port = try integer("PODID_SIM_AZURE_PORT", 0...65535) { config.simAzurePort = port }
         if let port = try integer("PODID_SIM_KUBE_PORT", 0...65535) { config.simKubePort = port }
+
+        // Azure: podid's own variables first, then the ones the workload-identity webhook injects.
+        config.azureTenantId = value("PODID_AZURE_TENANT_ID") ?? value("AZURE_TENANT_ID")
+        config.azureClientId = value("PODID_AZURE_CLIENT_ID") ?? value("AZURE_CLIENT_ID")
+        config.azureClientSecret = value("PODID_AZURE_CLIENT_SECRET")
+        config.azureClientSecretFile = value("PODID_AZURE_CLIENT_SECRET_FILE")
+        config.azureFederatedTokenFile = value("AZURE_FEDERATED_TOKEN_FILE")
+        if let tenant = config.azureTenantId, !tenant.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." }) {
+            throw ConfigError(variable: "PODID_AZURE_TENANT_ID", message: "must be a tenant id (a GUID) or a domain, got '\(tenant)'")
+        }
+        for (name, fallback, keyPath) in [
+            ("PODID_AZURE_AUTHORITY_HOST", "AZURE_AUTHORITY_HOST", \PodidConfig.azureAuthorityHost),
+            ("PODID_AZURE_ARM_ENDPOINT", nil, \PodidConfig.azureARMEndpoint),
+            ("PODID_AZURE_IMDS_ENDPOINT", nil, \PodidConfig.azureIMDSEndpoint),
+        ] as [(String, String?, WritableKeyPath<PodidConfig, String>)] {
+            guard let text = value(name) ?? fallback.flatMap(value) else { continue }
+            guard let url = URL(string: text), ["http", "https"].contains(url.scheme ?? ""), url.host?.isEmpty == false else {
+                throw ConfigError(variable: value(name) != nil ? name : fallback ?? name, message: "must be an http(s) URL, got '\(text)'")
+            }
+            config[keyPath: keyPath] = text.hasSuffix("/") ? String(text.dropLast()) : text
+        }
+        if let text = value("PODID_AZURE_IDENTITY_WRITES_PER_SECOND") {
+            guard let rate = Double(text), rate > 0, rate <= 1000 else {
+                throw ConfigError(variable: "PODID_AZURE_IDENTITY_WRITES_PER_SECOND", message: "must be a number above 0 and at most 1000, got '\(text)'")
+            }
+            config.azureIdentityWritesPerSecond = rate
+        }
         return config
     }
 

@@ -30,6 +30,17 @@ struct Dev: AsyncParsableCommand {
         if tokenFromFile { config.adminToken = try DevAdminToken.loadOrCreate(at: tokenFile) }
 
         let simulators = try Simulators(dataDirectory: URL(fileURLWithPath: config.dataDir))
+        // Every Azure endpoint podid would call, IMDS included, goes to the simulator unless set.
+        let environment = ProcessInfo.processInfo.environment
+        let simAzure = "http://\(config.simHost == "0.0.0.0" ? "127.0.0.1" : config.simHost):\(config.simAzurePort)"
+        if environment["PODID_AZURE_ARM_ENDPOINT"] == nil { config.azureARMEndpoint = simAzure }
+        if environment["PODID_AZURE_AUTHORITY_HOST"] == nil && environment["AZURE_AUTHORITY_HOST"] == nil { config.azureAuthorityHost = simAzure }
+        if environment["PODID_AZURE_IMDS_ENDPOINT"] == nil { config.azureIMDSEndpoint = simAzure }
+        if config.azureTenantId == nil { config.azureTenantId = simulators.seed.tenantId }
+        if config.azureClientId == nil && config.azureClientSecret == nil && config.azureClientSecretFile == nil {
+            config.azureClientId = simulators.azure.clientId
+            config.azureClientSecret = simulators.azure.clientSecret
+        }
         let simPorts = SimPorts()
         let simServices = simulators.services(
             host: config.simHost, azurePort: config.simAzurePort, kubePort: config.simKubePort, logger: logger

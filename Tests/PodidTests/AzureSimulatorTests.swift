@@ -242,6 +242,32 @@ struct AzureSimulatorTests {
         }
     }
 
+    @Test("admin switches: an identity deleted behind podid's back, added latency, extra resource groups and principals")
+    func adminSwitches() async throws {
+        try await withSimulators { sims in
+            #expect(try await send("PUT", Self.identityURL(sims.azureURL, "victim"), body: #"{"location":"westeurope"}"#).status == 201)
+            let deleted = try await send("DELETE", "\(sims.azureURL)/_sim/identities/\(Self.subscription)/podid-dev/victim", token: nil)
+            #expect(deleted.status == 204)
+            #expect(try await send("GET", Self.identityURL(sims.azureURL, "victim")).status == 404)
+
+            _ = try await send("PATCH", "\(sims.azureURL)/_sim/settings", body: #"{"faults":[{"operation":"resourceGroup.get","latencyMs":300}]}"#, token: nil)
+            let started = ContinuousClock.now
+            _ = try await send("GET", "\(sims.azureURL)/subscriptions/\(Self.subscription)/resourcegroups/podid-dev?api-version=2021-04-01")
+            #expect(ContinuousClock.now - started >= .milliseconds(300))
+            #expect(try await send("PATCH", "\(sims.azureURL)/_sim/settings", body: #"{"pageSize":"many"}"#, token: nil).status == 400)
+
+            _ = try await send("POST", "\(sims.azureURL)/_sim/resourcegroups", body: #"{"subscription":"\#(Self.subscription)","name":"extra","location":"eastus"}"#, token: nil)
+            #expect(try await send("GET", "\(sims.azureURL)/subscriptions/\(Self.subscription)/resourcegroups/extra?api-version=2021-04-01").json["location"] == "eastus")
+            let kubelet = "33333333-3333-3333-3333-333333333333"
+            _ = try await send("POST", "\(sims.azureURL)/_sim/principals", body: #"{"principalId":"\#(kubelet)"}"#, token: nil)
+            let operatorRole = "f1a07417-d97a-45cb-824c-7a7467783830"
+            let assignment = try await send(
+                "PUT", "\(sims.azureURL)/subscriptions/\(Self.subscription)/resourceGroups/podid-dev/providers/Microsoft.Authorization/roleAssignments/\(UUID().uuidString.lowercased())?api-version=2022-04-01",
+                body: #"{"properties":{"roleDefinitionId":"/providers/Microsoft.Authorization/roleDefinitions/\#(operatorRole)","principalId":"\#(kubelet)"}}"#)
+            #expect(assignment.status == 201)
+        }
+    }
+
     @Test("state is journalled: a new simulator on the same files has the identities, a torn last line is skipped")
     func journal() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sim-journal-\(UUID().uuidString)")

@@ -114,3 +114,31 @@ struct ConfigTests {
         #expect(PodidApplication.warnings(config: split).isEmpty)
     }
 }
+
+@Suite("Azure configuration")
+struct AzureConfigTests {
+    @Test("PODID_AZURE_* first, then the webhook's AZURE_* variables; endpoints default to the public cloud")
+    func azure() throws {
+        let defaults = try PodidConfig.load(from: [:])
+        #expect(defaults.azureARMEndpoint == "https://management.azure.com")
+        #expect(defaults.azureAuthorityHost == "https://login.microsoftonline.com")
+        #expect(defaults.azureIMDSEndpoint == "http://169.254.169.254")
+        #expect(defaults.azureIdentityWritesPerSecond == 2)
+        let webhook = try PodidConfig.load(from: [
+            "AZURE_TENANT_ID": "t-1", "AZURE_CLIENT_ID": "c-1", "AZURE_FEDERATED_TOKEN_FILE": "/var/run/token",
+            "AZURE_AUTHORITY_HOST": "https://login.microsoftonline.com/",
+        ])
+        #expect(webhook.azureTenantId == "t-1")
+        #expect(webhook.azureClientId == "c-1")
+        #expect(webhook.azureFederatedTokenFile == "/var/run/token")
+        #expect(webhook.azureAuthorityHost == "https://login.microsoftonline.com")
+        let own = try PodidConfig.load(from: ["AZURE_CLIENT_ID": "c-1", "PODID_AZURE_CLIENT_ID": "c-2",
+                                              "PODID_AZURE_ARM_ENDPOINT": "http://127.0.0.1:8081"])
+        #expect(own.azureClientId == "c-2")
+        #expect(own.azureARMEndpoint == "http://127.0.0.1:8081")
+        for (variable, value) in [("PODID_AZURE_ARM_ENDPOINT", "management.azure.com"), ("PODID_AZURE_IMDS_ENDPOINT", "ftp://x"),
+                                  ("PODID_AZURE_IDENTITY_WRITES_PER_SECOND", "0"), ("PODID_AZURE_TENANT_ID", "a b")] {
+            #expect(throws: ConfigError.self) { try PodidConfig.load(from: [variable: value]) }
+        }
+    }
+}
