@@ -47,6 +47,9 @@ public struct PodidConfig: Sendable {
     public var simAzurePort = 8081
     /// `PODID_SIM_KUBE_PORT`: the Kubernetes simulator's port.
     public var simKubePort = 8082
+    /// `PODID_SIM_MIC_MODE`: `cluster` (the simulated MIC matches pods in every namespace) or
+    /// `namespaced` (only in the binding's namespace, MIC's --forceNamespaced).
+    public var simMicMode = "cluster"
     /// `PODID_AZURE_TENANT_ID` (else `AZURE_TENANT_ID`): the tenant of podid's own Azure identity.
     public var azureTenantId: String?
     /// `PODID_AZURE_CLIENT_ID` (else `AZURE_CLIENT_ID`): podid's own client id.
@@ -71,7 +74,7 @@ public struct PodidConfig: Sendable {
     public static let variables = [
         "PODID_HTTP_HOST", "PODID_HTTP_PORT", "PODID_LOG_LEVEL", "PODID_LOG_FORMAT", "PODID_ADMIN_TOKEN",
         "PODID_WORKERS", "PODID_HEALTH_INTERVAL", "PODID_DATABASE_URL", "PODID_MIGRATION_DATABASE_URL",
-        "PODID_DATA_DIR", "PODID_SIM_HOST", "PODID_SIM_AZURE_PORT", "PODID_SIM_KUBE_PORT",
+        "PODID_DATA_DIR", "PODID_SIM_HOST", "PODID_SIM_AZURE_PORT", "PODID_SIM_KUBE_PORT", "PODID_SIM_MIC_MODE",
         "PODID_AZURE_TENANT_ID", "PODID_AZURE_CLIENT_ID", "PODID_AZURE_CLIENT_SECRET", "PODID_AZURE_CLIENT_SECRET_FILE",
         "PODID_AZURE_AUTHORITY_HOST", "PODID_AZURE_ARM_ENDPOINT", "PODID_AZURE_IMDS_ENDPOINT",
         "PODID_AZURE_IDENTITY_WRITES_PER_SECOND",
@@ -132,6 +135,13 @@ public struct PodidConfig: Sendable {
         if let host = value("PODID_SIM_HOST") { config.simHost = host }
         if let port = try integer("PODID_SIM_AZURE_PORT", 0...65535) { config.simAzurePort = port }
         if let port = try integer("PODID_SIM_KUBE_PORT", 0...65535) { config.simKubePort = port }
+
+        if let mode = value("PODID_SIM_MIC_MODE") {
+            guard ["cluster", "namespaced"].contains(mode) else {
+                throw ConfigError(variable: "PODID_SIM_MIC_MODE", message: "must be 'cluster' or 'namespaced', got '\(mode)'")
+            }
+            config.simMicMode = mode
+        }
 
         // Azure: podid's own variables first, then the ones the workload-identity webhook injects.
         config.azureTenantId = value("PODID_AZURE_TENANT_ID") ?? value("AZURE_TENANT_ID")

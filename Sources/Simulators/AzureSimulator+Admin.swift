@@ -6,23 +6,11 @@ extension AzureSimulator {
     /// `/_sim/…`: fault switches, settings, seeds and the request log.
     func admin(_ request: Request, _ path: [String]) async -> Response {
         let body = (try? await bodyBytes(request)) ?? []
+        if let common = commonAdmin(request.method, path.first ?? "", body: body, log: requestLog, current: currentSettings,
+                                    apply: { settings in configure { $0 = settings } }) {
+            return common
+        }
         switch (request.method, path.first ?? "") {
-        case (.get, "requests"):
-            let records = requestLog.all.filter { !$0.path.hasPrefix("/_sim") }
-            return jsonResponse(.ok, JSON.parse((try? JSONEncoder().encode(records)) ?? Data()) ?? .array([]))
-        case (.delete, "requests"):
-            requestLog.clear()
-            return Response(status: .noContent)
-        case (.get, "settings"):
-            return jsonResponse(.ok, JSON.parse((try? JSONEncoder().encode(currentSettings)) ?? Data()) ?? .null)
-        case (.put, "settings"), (.patch, "settings"):
-            guard let patch = JSON.parse(body), patch.object != nil else { return adminError("the body must be a JSON object of settings") }
-            let current = JSON.parse((try? JSONEncoder().encode(currentSettings)) ?? Data()) ?? .null
-            guard let merged = try? JSONDecoder().decode(Settings.self, from: current.mergePatched(with: patch).data) else {
-                return adminError("unknown or mistyped settings; see GET /_sim/settings")
-            }
-            configure { $0 = merged }
-            return jsonResponse(.ok, JSON.parse((try? JSONEncoder().encode(merged)) ?? Data()) ?? .null)
         case (.post, "resourcegroups"):
             guard let group = JSON.parse(body), let subscription = group["subscription"]?.string, let name = group["name"]?.string else {
                 return adminError(#"the body must be {"subscription": "...", "name": "...", "location": "..."}"#)

@@ -78,26 +78,14 @@ extension KubeSimulator {
     /// `/_sim/…`: settings and fault switches, the request log.
     func admin(_ request: Request, _ path: [String]) async -> Response {
         let body = (try? await bodyBytes(request)) ?? []
+        if let common = commonAdmin(request.method, path.first ?? "", body: body, log: requestLog, current: currentSettings,
+                                    apply: { settings in
+                                        configure { $0 = settings }
+                                        reconcileBrokerPods()
+                                    }) {
+            return common
+        }
         switch (request.method, path.first ?? "") {
-        case (.get, "requests"):
-            let records = requestLog.all.filter { !$0.path.hasPrefix("/_sim") }
-            return jsonResponse(.ok, JSON.parse((try? JSONEncoder().encode(records)) ?? Data()) ?? .array([]))
-        case (.delete, "requests"):
-            requestLog.clear()
-            return Response(status: .noContent)
-        case (.get, "settings"):
-            return jsonResponse(.ok, JSON.parse((try? JSONEncoder().encode(currentSettings)) ?? Data()) ?? .null)
-        case (.put, "settings"), (.patch, "settings"):
-            guard let patch = JSON.parse(body), patch.object != nil else {
-                return jsonResponse(.badRequest, ["error": "the body must be a JSON object of settings"])
-            }
-            let current = JSON.parse((try? JSONEncoder().encode(currentSettings)) ?? Data()) ?? .null
-            guard let merged = try? JSONDecoder().decode(Settings.self, from: current.mergePatched(with: patch).data) else {
-                return jsonResponse(.badRequest, ["error": "unknown or mistyped settings; see GET /_sim/settings"])
-            }
-            configure { $0 = merged }
-            reconcileBrokerPods()
-            return jsonResponse(.ok, JSON.parse((try? JSONEncoder().encode(merged)) ?? Data()) ?? .null)
         default:
             return jsonResponse(.notFound, ["error": .string("unknown simulator admin path /_sim/\(path.joined(separator: "/"))")])
         }

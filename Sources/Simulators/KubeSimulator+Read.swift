@@ -31,14 +31,22 @@ extension KubeSimulator {
         }
     }
 
+    /// The selected objects, or the 400 a bad selector deserves.
+    func selectedOrError(_ resource: KubeResource, namespace: String?, query: [String: String]) -> Result<[(String, JSON)], ErrorResponse> {
+        do {
+            return .success(try selected(resource, namespace: namespace, query: query))
+        } catch let error as SelectorError {
+            return .failure(ErrorResponse(badRequest(error.message)))
+        } catch {
+            return .failure(ErrorResponse(badRequest("\(error)")))
+        }
+    }
+
     func list(_ resource: KubeResource, namespace: String?, query: [String: String]) -> Response {
         var items: [(String, JSON)]
-        do {
-            items = try selected(resource, namespace: namespace, query: query)
-        } catch let error as SelectorError {
-            return badRequest(error.message)
-        } catch {
-            return badRequest("\(error)")
+        switch selectedOrError(resource, namespace: namespace, query: query) {
+        case .failure(let error): return error.response
+        case .success(let selected): items = selected
         }
         var listRV = currentResourceVersion
         if let token = query["continue"], !token.isEmpty {
@@ -81,13 +89,7 @@ extension KubeSimulator {
     /// A watch: `ADDED` for what exists (unless a resourceVersion is given), then the changes seen
     /// by polling the store every 100 ms, until `timeoutSeconds` (default 60) or the client leaves.
     func watch(_ resource: KubeResource, namespace: String?, query: [String: String]) -> Response {
-        do {
-            _ = try selected(resource, namespace: namespace, query: query)
-        } catch let error as SelectorError {
-            return badRequest(error.message)
-        } catch {
-            return badRequest("\(error)")
-        }
+        if case .failure(let error) = selectedOrError(resource, namespace: namespace, query: query) { return error.response }
         let timeout = min(Int(query["timeoutSeconds"] ?? "") ?? 60, 600)
         let sendInitial = (query["resourceVersion"] ?? "").isEmpty || query["resourceVersion"] == "0"
         let body = ResponseBody { writer in

@@ -449,12 +449,9 @@ extension KubeSimulator {
 
     func deleteCollection(_ resource: KubeResource, namespace: String?, query: [String: String]) -> Response {
         let items: [(String, JSON)]
-        do {
-            items = try selected(resource, namespace: namespace, query: query)
-        } catch let error as SelectorError {
-            return badRequest(error.message)
-        } catch {
-            return badRequest("\(error)")
+        switch selectedOrError(resource, namespace: namespace, query: query) {
+        case .failure(let error): return error.response
+        case .success(let selected): items = selected
         }
         for (_, object) in items {
             _ = delete(resource, namespace: object[["metadata", "namespace"]]?.string, name: object[["metadata", "name"]]?.string ?? "", body: [])

@@ -120,3 +120,31 @@ func queryItems(_ request: Request) -> [String: String] {
 func kubeTimestamp(_ date: Date = Date()) -> String {
     date.formatted(Date.ISO8601FormatStyle())
 }
+
+/// The admin paths both simulators share: the request log and the settings. Nil for other paths.
+func commonAdmin<Settings: Codable & Sendable>(
+    _ method: HTTPRequest.Method, _ path: String, body: [UInt8], log: SimRequestLog, current: Settings,
+    apply: (Settings) -> Void
+) -> Response? {
+    func encode(_ value: some Encodable) -> JSON { JSON.parse((try? JSONEncoder().encode(value)) ?? Data()) ?? .null }
+    switch (method, path) {
+    case (.get, "requests"):
+        return jsonResponse(.ok, encode(log.all.filter { !$0.path.hasPrefix("/_sim") }))
+    case (.delete, "requests"):
+        log.clear()
+        return Response(status: .noContent)
+    case (.get, "settings"):
+        return jsonResponse(.ok, encode(current))
+    case (.put, "settings"), (.patch, "settings"):
+        guard let patch = JSON.parse(body), patch.object != nil else {
+            return jsonResponse(.badRequest, ["error": "the body must be a JSON object of settings"])
+        }
+        guard let merged = try? JSONDecoder().decode(Settings.self, from: encode(current).mergePatched(with: patch).data) else {
+            return jsonResponse(.badRequest, ["error": "unknown or mistyped settings; see GET /_sim/settings"])
+        }
+        apply(merged)
+        return jsonResponse(.ok, encode(merged))
+    default:
+        return nil
+    }
+}

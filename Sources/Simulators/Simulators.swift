@@ -32,13 +32,17 @@ public struct Simulators: Sendable {
     public let seed: Seed
 
     /// Simulators with state journalled under `dataDirectory` (memory only when nil), seeded.
-    public init(dataDirectory: URL?, seed: Seed = Seed()) throws {
+    public init(
+        dataDirectory: URL?, seed: Seed = Seed(), azureSettings: AzureSimulator.Settings = .init(),
+        kubeSettings: KubeSimulator.Settings = .init()
+    ) throws {
         let azure = AzureSimulator(
-            store: try SimStore(file: dataDirectory?.appendingPathComponent("sim-azure.journal")), tenantId: seed.tenantId)
+            store: try SimStore(file: dataDirectory?.appendingPathComponent("sim-azure.journal")), tenantId: seed.tenantId,
+            settings: azureSettings)
         azure.seedResourceGroup(subscription: seed.subscriptionId, name: seed.resourceGroup, location: seed.location)
         let kube = try KubeSimulator(
             store: try SimStore(file: dataDirectory?.appendingPathComponent("sim-kube.journal")),
-            brokerNamespace: seed.brokerNamespace,
+            brokerNamespace: seed.brokerNamespace, settings: kubeSettings,
             identityExists: { resourceID, clientID in azure.identityExists(resourceID: resourceID, clientID: clientID) })
         kube.seed()
         self.azure = azure

@@ -29,7 +29,9 @@ struct Dev: AsyncParsableCommand {
         let tokenFromFile = config.adminToken == nil
         if tokenFromFile { config.adminToken = try DevAdminToken.loadOrCreate(at: tokenFile) }
 
-        let simulators = try Simulators(dataDirectory: URL(fileURLWithPath: config.dataDir))
+        var kubeSettings = KubeSimulator.Settings()
+        kubeSettings.micMode = config.simMicMode
+        let simulators = try Simulators(dataDirectory: URL(fileURLWithPath: config.dataDir), kubeSettings: kubeSettings)
         // Every Azure endpoint podid would call, IMDS included, goes to the simulator unless set.
         let environment = ProcessInfo.processInfo.environment
         let simAzure = "http://\(config.simHost == "0.0.0.0" ? "127.0.0.1" : config.simHost):\(config.simAzurePort)"

@@ -18,9 +18,13 @@ struct Sim: AsyncParsableCommand {
     @Flag(help: "Keep state in memory only.")
     var memory = false
 
+    @OptionGroup var options: SimOptions
+
     func run() async throws {
         let (config, logger, _) = try Bootstrap.configure()
-        let simulators = try Simulators(dataDirectory: memory ? nil : URL(fileURLWithPath: config.dataDir))
+        let simulators = try Simulators(
+            dataDirectory: memory ? nil : URL(fileURLWithPath: config.dataDir),
+            azureSettings: options.azureSettings(), kubeSettings: options.kubeSettings(config))
         let services = simulators.services(
             host: config.simHost, azurePort: config.simAzurePort, kubePort: config.simKubePort, logger: logger
         ) { azurePort, kubePort in
@@ -29,6 +33,49 @@ struct Sim: AsyncParsableCommand {
         let group = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+}
+
+/// Start-up switches of the simulators (all can be changed later through `/_sim/settings`).
+struct SimOptions: ParsableArguments {
+    @Option(help: "The simulated MIC's mode: cluster or namespaced (default: PODID_SIM_MIC_MODE, else cluster).")
+    var micMode: String?
+
+    @Flag(help: "Start with the simulated MIC stopped.")
+    var stopMic = false
+
+    @Flag(help: "Keep unknown and capitalised keys in custom resources, as a cluster on the schema-less CRD does.")
+    var preserveUnknownFields = false
+
+    @Flag(help: "Refuse Kubernetes requests without a bearer token (kubectl sends none over plain HTTP).")
+    var requireToken = false
+
+    @Option(help: "Seconds during which a new identity's principal is not found by role assignments.")
+    var principalNotFoundSeconds: Double?
+
+    @Option(help: "Identity writes per second per subscription before 429 (0 turns the limit off).")
+    var identityWritesPerSecond: Double?
+
+    func validate() throws {
+        if let micMode, !["cluster", "namespaced"].contains(micMode) {
+            throw ValidationError("--mic-mode must be cluster or namespaced")
+        }
+    }
+
+    func azureSettings() -> AzureSimulator.Settings {
+        var settings = AzureSimulator.Settings()
+        if let principalNotFoundSeconds { settings.principalNotFoundSeconds = principalNotFoundSeconds }
+        if let identityWritesPerSecond { settings.identityWritesPerSecond = identityWritesPerSecond }
+        return settings
+    }
+
+    func kubeSettings(_ config: PodidConfig) -> KubeSimulator.Settings {
+        var settings = KubeSimulator.Settings()
+        settings.micMode = micMode ?? config.simMicMode
+        settings.micRunning = !stopMic
+        settings.preserveUnknownFields = preserveUnknownFields
+        settings.requireToken = requireToken
+        return settings
     }
 }
 

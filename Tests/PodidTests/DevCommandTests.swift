@@ -2,6 +2,7 @@ import App
 import Foundation
 import Logging
 import PostgresNIO
+import Simulators
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -150,6 +151,37 @@ struct DevCommandTests {
         #expect(status == 2)
         #expect(text.contains("0001_foundation.sql"), "\(text)")
         #expect(text.contains("podid migrate apply"), "\(text)")
+    }
+
+    @Test("podid sim takes its start-up switches and refuses bad ones")
+    func simSwitches() async throws {
+        let (status, text) = try await Self.runToExit(["sim", "--memory", "--mic-mode", "sideways"], environment: ["PATH": "/usr/bin:/bin"])
+        #expect(status != 0)
+        #expect(text.contains("--mic-mode"))
+        let kubePort = try Self.freePort()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["sim", "--memory", "--mic-mode", "namespaced", "--stop-mic", "--require-token"]
+        process.environment = ["PATH": "/usr/bin:/bin", "PODID_SIM_AZURE_PORT": String(try Self.freePort()),
+                               "PODID_SIM_KUBE_PORT": String(kubePort)]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { process.terminate() }
+        var settings: JSON = .null
+        for _ in 0..<100 {
+            if let answer = try? await send("GET", "http://127.0.0.1:\(kubePort)/_sim/settings", token: nil), answer.status == 200 {
+                settings = answer.json
+                break
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(settings["micMode"] == "namespaced")
+        #expect(settings["micRunning"] == false)
+        #expect(settings["requireToken"] == true)
+        kill(process.processIdentifier, SIGINT)
+        for _ in 0..<100 where process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!process.isRunning, "podid sim stops on Ctrl-C")
     }
 
     @Test("a bad configuration value stops start-up naming the variable")

@@ -75,7 +75,7 @@ struct ConfigTests {
             ("PODID_LOG_FORMAT", "xml"), ("PODID_ADMIN_TOKEN", "short"), ("PODID_WORKERS", "-1"),
             ("PODID_HEALTH_INTERVAL", "1"), ("PODID_DATABASE_URL", "mysql://x@y/z"),
             ("PODID_MIGRATION_DATABASE_URL", "postgres://host/db"), ("PODID_DATABASE_URL", "postgres://u:pw@h:5432/"),
-            ("PODID_SIM_AZURE_PORT", "x"),
+            ("PODID_SIM_AZURE_PORT", "x"), ("PODID_SIM_MIC_MODE", "sideways"),
         ]
         for (variable, value) in cases {
             #expect {
