@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Code generated from the top-level openapi.yaml (symlinked into the target folder).
@@ -60,6 +61,17 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
             plugins: ["EmbedOpenAPIDocument"]
+        ),
+        // Azure Resource Manager and Kubernetes API clients: the only code that talks to real clouds.
+        .target(
+            name: "Cloud",
+            dependencies: [
+                "Core",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         // Local Azure and Kubernetes API servers that follow the real contracts; none of podid's targets.
         .target(
@@ -104,7 +116,8 @@ let package = Package(
         .testTarget(
             name: "PodidTests",
             dependencies: [
-                "App", "Core", "Store", "HTTP", "Simulators",
+                "App", "Core", "Store", "HTTP", "Simulators", "Cloud",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]

@@ -1,0 +1,264 @@
+import AsyncHTTPClient
+import Core
+import Crypto
+import Foundation
+import NIOHTTP1
+import Synchronization
+
+/// Azure Resource Manager: the identity, role-assignment, role-definition and resource-group calls
+/// podid makes, with one error classification for all of them.
+public struct ARMClient: AzureGateway {
+    /// The audience of ARM tokens.
+    public static let resource = "https://management.azure.com/"
+
+    /// The api-versions podid speaks, in one place.
+    public enum APIVersion {
+        public static let identities = "2023-01-31"
+        public static let authorization = "2022-04-01"
+        public static let resourceGroups = "2021-04-01"
+    }
+
+    let transport: HTTPTransport
+    let endpoint: String
+    let credential: CachedCredential
+    let identityWrites: SubscriptionRateLimiter
+
+    /// A client for the ARM `endpoint` (`PODID_AZURE_ARM_ENDPOINT`), limiting identity writes to
+    /// `identityWritesPerSecond` per subscription (`PODID_AZURE_IDENTITY_WRITES_PER_SECOND`).
+    public init(client: HTTPClient, endpoint: String, credential: CachedCredential, identityWritesPerSecond: Double = 2) {
+        self.transport = HTTPTransport(client: client, service: .azure)
+        self.endpoint = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
+        self.credential = credential
+        self.identityWrites = SubscriptionRateLimiter(perSecond: identityWritesPerSecond)
+    }
+
+    // MARK: identities
+
+    public func createOrUpdateIdentity(_ ref: AzureIdentityRef, location: String, tags: [String: String]) async throws -> AzureIdentityInfo {
+        await identityWrites.acquire(ref.subscriptionId)
+        let body = JSONValue.object(["location": .string(location), "tags": .object(tags.mapValues { .string($0) })])
+        let answer = try await call(.PUT, ref.resourceId, version: APIVersion.identities, body: body, operation: "identity.put")
+        return try Self.identity(answer)
+    }
+
+    public func identity(_ ref: AzureIdentityRef) async throws -> AzureIdentityInfo? {
+        let answer = try await call(.GET, ref.resourceId, version: APIVersion.identities, operation: "identity.get", notFoundIsNil: true)
+        return try answer.map(Self.identity)
+    }
+
+    public func updateIdentityTags(_ ref: AzureIdentityRef, tags: [String: String]) async throws -> AzureIdentityInfo {
+        await identityWrites.acquire(ref.subscriptionId)
+        let body = JSONValue.object(["tags": .object(tags.mapValues { .string($0) })])
+        return try Self.identity(try await call(.PATCH, ref.resourceId, version: APIVersion.identities, body: body, operation: "identity.patch"))
+    }
+
+    public func deleteIdentity(_ ref: AzureIdentityRef) async throws -> DeleteOutcome {
+        await identityWrites.acquire(ref.subscriptionId)
+        let answer = try await call(.DELETE, ref.resourceId, version: APIVersion.identities, operation: "identity.delete")
+        return DeleteOutcome(existed: answer.status != 204, requestId: answer.header("x-ms-request-id"))
+    }
+
+    static func identity(_ answer: HTTPExchange) throws -> AzureIdentityInfo {
+        guard let json = answer.json, let id = json.at("id")?.stringValue, let clientId = json.at("properties", "clientId")?.stringValue,
+              let principalId = json.at("properties", "principalId")?.stringValue
+        else {
+            throw UpstreamError(service: .azure, status: answer.status, code: "UnexpectedResponse",
+                                message: "ARM answered an identity without id, clientId or principalId", retryable: false,
+                                requestId: answer.header("x-ms-request-id"))
+        }
+        return AzureIdentityInfo(
+            resourceId: id, name: json.at("name")?.stringValue ?? "", location: json.at("location")?.stringValue ?? "",
+            tags: json.at("tags")?.stringMap ?? [:], clientId: clientId, principalId: principalId,
+            tenantId: json.at("properties", "tenantId")?.stringValue ?? "", requestId: answer.header("x-ms-request-id"))
+    }
+
+    // MARK: role assignments
+
+    /// The assignment name for (scope, role, principal): a UUIDv5, so that a retried PUT targets the
+    /// same assignment.
+    public static func roleAssignmentName(scope: String, roleDefinitionId: String, principalId: String) -> String {
+        let role = String(roleDefinitionId.split(separator: "/").last ?? "").lowercased()
+        return UUIDv5.make(namespace: UUIDv5.podidNamespace, name: "\(scope.lowercased())|\(role)|\(principalId.lowercased())")
+    }
+
+    public func assignRole(scope: String, roleDefinitionId: String, principalId: String) async throws -> RoleAssignmentInfo {
+        let name = Self.roleAssignmentName(scope: scope, roleDefinitionId: roleDefinitionId, principalId: principalId)
+        let path = "\(scope)/providers/Microsoft.Authorization/roleAssignments/\(name)"
+        let body = JSONValue.object(["properties": .object([
+            "roleDefinitionId": .string(roleDefinitionId), "principalId": .string(principalId), "principalType": "ServicePrincipal",
+        ])])
+        do {
+            return try Self.roleAssignment(try await call(.PUT, path, version: APIVersion.authorization, body: body, operation: "roleAssignment.put"))
+        } catch let error as UpstreamError where error.code == "RoleAssignmentExists" {
+            // The same access under another name (made by someone else): the grant exists, which is
+            // what was asked for.
+            let existing = try await roleAssignments(scope: scope, principalId: principalId).first {
+                $0.scope.lowercased() == scope.lowercased()
+                    && $0.roleDefinitionGuid == String(roleDefinitionId.split(separator: "/").last ?? "").lowercased()
+            }
+            if let existing { return existing }
+            return RoleAssignmentInfo(id: path, name: name, scope: scope, roleDefinitionId: roleDefinitionId,
+                                      principalId: principalId, requestId: error.requestId)
+        }
+    }
+
+    public func roleAssignments(scope: String, principalId: String) async throws -> [RoleAssignmentInfo] {
+        let filter = formEncode("principalId eq '\(principalId)'")
+        var url: String? = "\(endpoint)\(scope)/providers/Microsoft.Authorization/roleAssignments?api-version=\(APIVersion.authorization)&$filter=\(filter)"
+        var result: [RoleAssignmentInfo] = []
+        while let next = url {
+            let answer = try await send(.GET, next, body: nil, operation: "roleAssignment.list")
+            guard case .array(let items)? = answer.json?.at("value") else { break }
+            for item in items {
+                result.append(try Self.roleAssignment(HTTPExchange(status: 200, headers: answer.headers,
+                                                                   body: Array((try? JSONEncoder().encode(item)) ?? Data()))))
+            }
+            url = answer.json?.at("nextLink")?.stringValue
+        }
+        return result
+    }
+
+    public func deleteRoleAssignment(id: String) async throws -> DeleteOutcome {
+        let answer = try await call(.DELETE, id, version: APIVersion.authorization, operation: "roleAssignment.delete")
+        return DeleteOutcome(existed: answer.status != 204, requestId: answer.header("x-ms-request-id"))
+    }
+
+    static func roleAssignment(_ answer: HTTPExchange) throws -> RoleAssignmentInfo {
+        guard let json = answer.json, let id = json.at("id")?.stringValue,
+              let role = json.at("properties", "roleDefinitionId")?.stringValue,
+              let principal = json.at("properties", "principalId")?.stringValue
+        else {
+            throw UpstreamError(service: .azure, status: answer.status, code: "UnexpectedResponse",
+                                message: "ARM answered a role assignment without id, roleDefinitionId or principalId", retryable: false,
+                                requestId: answer.header("x-ms-request-id"))
+        }
+        return RoleAssignmentInfo(
+            id: id, name: json.at("name")?.stringValue ?? "", scope: json.at("properties", "scope")?.stringValue ?? "",
+            roleDefinitionId: role, principalId: principal, requestId: answer.header("x-ms-request-id"))
+    }
+
+    public func roleDefinitionId(roleName: String, scope: String) async throws -> String {
+        let filter = formEncode("roleName eq '\(roleName)'")
+        let answer = try await send(
+            .GET, "\(endpoint)\(scope)/providers/Microsoft.Authorization/roleDefinitions?api-version=\(APIVersion.authorization)&$filter=\(filter)",
+            body: nil, operation: "roleDefinition.list")
+        guard case .array(let items)? = answer.json?.at("value"), let id = items.first?.at("id")?.stringValue else {
+            throw UpstreamError(service: .azure, status: answer.status, code: "RoleDefinitionNotFound",
+                                message: "there is no role named '\(roleName)' at \(scope)", retryable: false,
+                                requestId: answer.header("x-ms-request-id"))
+        }
+        return id
+    }
+
+    public func resourceGroupExists(subscriptionId: String, name: String) async throws -> Bool {
+        let answer = try await call(.GET, "/subscriptions/\(subscriptionId)/resourcegroups/\(name)", version: APIVersion.resourceGroups,
+                                    operation: "resourceGroup.get", notFoundIsNil: true)
+        return answer != nil
+    }
+
+    // MARK: transport
+
+    func call(_ method: HTTPMethod, _ path: String, version: String, body: JSONValue? = nil, operation: String) async throws -> HTTPExchange {
+        try await send(method, "\(endpoint)\(path)?api-version=\(version)", body: body, operation: operation)
+    }
+
+    func call(_ method: HTTPMethod, _ path: String, version: String, operation: String, notFoundIsNil: Bool) async throws -> HTTPExchange? {
+        do {
+            return try await call(method, path, version: version, operation: operation)
+        } catch let error as UpstreamError where error.status == 404 && notFoundIsNil {
+            return nil
+        }
+    }
+
+    /// One ARM request; a 401 refreshes the token once. Any answer but 2xx becomes an UpstreamError.
+    func send(_ method: HTTPMethod, _ url: String, body: JSONValue?, operation: String) async throws -> HTTPExchange {
+        let encoded = try body.map { Array(try JSONEncoder().encode($0)) }
+        var answer = try await attempt(method, url, encoded)
+        if answer.status == 401 {
+            await credential.invalidate()
+            answer = try await attempt(method, url, encoded)
+        }
+        guard (200..<300).contains(answer.status) else { throw ARMErrors.classify(answer, method: method, url: url) }
+        return answer
+    }
+
+    func attempt(_ method: HTTPMethod, _ url: String, _ body: [UInt8]?) async throws -> HTTPExchange {
+        let token = try await credential.token()
+        var headers = [("Authorization", "Bearer \(token)"), ("Accept", "application/json"),
+                       ("x-ms-client-request-id", UUID().uuidString.lowercased())]
+        if body != nil { headers.append(("Content-Type", "application/json")) }
+        return try await transport.send(method, url, headers: headers, body: body)
+    }
+}
+
+/// ARM's error answers, classified: 429, 5xx, 408 and PrincipalNotFound (replication delay) are
+/// retryable; everything else is permanent. A 403 says which permission podid's identity lacks where.
+public enum ARMErrors {
+    static func classify(_ answer: HTTPExchange, method: HTTPMethod, url: String) -> UpstreamError {
+        let code = answer.json?.at("error", "code")?.stringValue ?? "HTTP\(answer.status)"
+        var message = answer.json?.at("error", "message")?.stringValue ?? (answer.text.isEmpty ? "no error body" : answer.text)
+        let retryable = answer.status == 429 || answer.status == 408 || answer.status >= 500 || code == "PrincipalNotFound"
+        if answer.status == 403 {
+            let path = HTTPTransport.redacted(url).split(separator: "/", omittingEmptySubsequences: false).dropFirst(3).joined(separator: "/")
+            message = "podid's Azure identity is not allowed to \(method.rawValue) /\(path): \(message) Grant it the role that includes this action on that scope (for identities: Managed Identity Contributor; for role assignments: Role Based Access Control Administrator or User Access Administrator)."
+        }
+        return UpstreamError(
+            service: .azure, status: answer.status, code: code, message: message, retryable: retryable,
+            retryAfter: HTTPTransport.retryAfter(answer.header("Retry-After")), requestId: answer.header("x-ms-request-id"),
+            correlationId: answer.header("x-ms-correlation-request-id"))
+    }
+}
+
+/// A token bucket per subscription: identity writes wait for a token instead of provoking 429s.
+public final class SubscriptionRateLimiter: Sendable {
+    let perSecond: Double
+    let burst: Double
+    let state = Mutex<[String: (tokens: Double, at: ContinuousClock.Instant)]>([:])
+
+    /// A limiter allowing `perSecond` writes per second per subscription, `burst` at once.
+    public init(perSecond: Double, burst: Double = 1) {
+        self.perSecond = perSecond
+        self.burst = max(1, burst)
+    }
+
+    /// Waits until the subscription has a token, then takes it.
+    public func acquire(_ subscription: String) async {
+        guard perSecond > 0 else { return }
+        while true {
+            let wait: Double? = state.withLock { buckets in
+                let now = ContinuousClock.now
+                let key = subscription.lowercased()
+                var (tokens, at) = buckets[key] ?? (burst, now)
+                let elapsed = now - at
+                tokens = min(burst, tokens + (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) * perSecond)
+                at = now
+                if tokens >= 1 {
+                    buckets[key] = (tokens - 1, at)
+                    return nil
+                }
+                buckets[key] = (tokens, at)
+                return (1 - tokens) / perSecond
+            }
+            guard let wait else { return }
+            try? await Task.sleep(for: .milliseconds(Int64((wait * 1000).rounded(.up))))
+        }
+    }
+}
+
+/// Name-based UUIDs (RFC 4122 version 5, SHA-1).
+public enum UUIDv5 {
+    /// podid's namespace for role-assignment names.
+    public static let podidNamespace = UUID(uuidString: "6f1c3a52-7d0e-4b7e-9a51-0c2b8d9e4f10")!
+
+    /// The version-5 UUID of `name` in `namespace`, lower case.
+    public static func make(namespace: UUID, name: String) -> String {
+        var bytes = withUnsafeBytes(of: namespace.uuid) { Array($0) }
+        bytes += Array(name.utf8)
+        var digest = Array(Insecure.SHA1.hash(data: bytes).prefix(16))
+        digest[6] = (digest[6] & 0x0F) | 0x50
+        digest[8] = (digest[8] & 0x3F) | 0x80
+        let hex = digest.map { String(format: "%02x", $0) }.joined()
+        let parts = [hex.prefix(8), hex.dropFirst(8).prefix(4), hex.dropFirst(12).prefix(4), hex.dropFirst(16).prefix(4), hex.dropFirst(20)]
+        return parts.joined(separator: "-")
+    }
+}
