@@ -31,6 +31,7 @@ struct HTTPTransport: Sendable {
     var maxBody = 32 << 20
 
     func send(_ method: HTTPMethod, _ url: String, headers: [(String, String)] = [], body: [UInt8]? = nil) async throws -> HTTPExchange {
+        try Self.checkLoopback(url)
         var request = HTTPClientRequest(url: url)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -47,6 +48,18 @@ struct HTTPTransport: Sendable {
         } catch {
             throw UpstreamError(service: service, status: nil, code: "ConnectionFailed",
                                 message: "\(method.rawValue) \(Self.redacted(url)) failed: \(error)", retryable: true)
+        }
+    }
+
+    /// With `PODID_LOOPBACK_ONLY` set (tests, scripts and dev), a request to any address but
+    /// loopback is refused before it is sent: nothing here may reach a real cloud by mistake.
+    static func checkLoopback(_ url: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        guard environment["PODID_LOOPBACK_ONLY"] != nil else { return }
+        let host = URL(string: url)?.host?.trimmingCharacters(in: CharacterSet(charactersIn: "[]")) ?? ""
+        let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        if !loopback {
+            throw UpstreamError(service: .azure, status: nil, code: "NonLoopbackRefused",
+                                message: "PODID_LOOPBACK_ONLY is set and \(redacted(url)) is not a loopback address", retryable: false)
         }
     }
 

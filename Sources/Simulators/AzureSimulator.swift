@@ -97,6 +97,9 @@ public final class AzureSimulator: Sendable {
     // MARK: dispatch
 
     func handle(_ request: Request) async -> Response {
+        // Buffer the body once, so that handlers and the request log can both read it.
+        var request = request
+        _ = try? await request.collectBody(upTo: 3 << 20)
         let requestId = UUID().uuidString.lowercased()
         let correlation = request.headers[HTTPField.Name("x-ms-correlation-request-id")!] ?? requestId
         let path = request.uri.path
@@ -108,7 +111,7 @@ public final class AzureSimulator: Sendable {
         requestLog.append(SimRequestRecord(
             time: Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)),
             method: request.method.rawValue, path: path, query: request.uri.query ?? "", operation: operation,
-            status: result.status.code, requestId: requestId))
+            status: result.status.code, requestId: requestId, body: await loggedBody(request)))
         return result
     }
 

@@ -112,12 +112,15 @@ public final class KubeSimulator: Sendable {
     // MARK: dispatch
 
     func handle(_ request: Request) async -> Response {
+        // Buffer the body once, so that handlers and the request log can both read it.
+        var request = request
+        _ = try? await request.collectBody(upTo: 3 << 20)
         let path = request.uri.path
         let (operation, response) = await route(request, path: path)
         requestLog.append(SimRequestRecord(
             time: Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)),
             method: request.method.rawValue, path: path, query: request.uri.query ?? "", operation: operation,
-            status: response.status.code, requestId: UUID().uuidString.lowercased()))
+            status: response.status.code, requestId: UUID().uuidString.lowercased(), body: await loggedBody(request)))
         return response
     }
 

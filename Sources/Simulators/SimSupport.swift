@@ -13,6 +13,8 @@ public struct SimRequestRecord: Sendable, Codable, Equatable {
     public var operation: String
     public var status: Int
     public var requestId: String
+    /// The request body (up to 64 KiB), for tests that check what clients send.
+    public var body: String?
 }
 
 /// The requests a simulator answered, newest last (bounded).
@@ -147,4 +149,18 @@ func commonAdmin<Settings: Codable & Sendable>(
     default:
         return nil
     }
+}
+
+/// The body of a request for the request log (bodies are already buffered by then), without
+/// secrets: form fields named like secrets or assertions are masked.
+func loggedBody(_ request: Request) async -> String? {
+    guard let bytes = try? await bodyBytes(request), !bytes.isEmpty else { return nil }
+    var text = String(decoding: bytes.prefix(65_536), as: UTF8.self)
+    if request.headers[.contentType]?.hasPrefix("application/x-www-form-urlencoded") == true {
+        text = text.split(separator: "&").map { pair in
+            let key = pair.split(separator: "=", maxSplits: 1).first.map(String.init) ?? ""
+            return ["client_secret", "client_assertion"].contains(key) ? "\(key)=***" : String(pair)
+        }.joined(separator: "&")
+    }
+    return text
 }
