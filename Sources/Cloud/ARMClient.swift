@@ -102,6 +102,11 @@ public struct ARMClient: AzureGateway {
         }
     }
 
+    public func roleAssignment(id: String) async throws -> RoleAssignmentInfo? {
+        try await call(.GET, id, version: APIVersion.authorization, operation: "roleAssignment.get", notFoundIsNil: true)
+            .map(Self.roleAssignment)
+    }
+
     public func roleAssignments(scope: String, principalId: String) async throws -> [RoleAssignmentInfo] {
         let filter = formEncode("principalId eq '\(principalId)'")
         var url: String? = "\(endpoint)\(scope)/providers/Microsoft.Authorization/roleAssignments?api-version=\(APIVersion.authorization)&$filter=\(filter)"

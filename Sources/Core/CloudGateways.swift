@@ -152,6 +152,8 @@ public protocol AzureGateway: Sendable {
     /// PUT of a role assignment named deterministically from scope, role and principal (a retry
     /// targets the same name); an existing equal assignment counts as success.
     func assignRole(scope: String, roleDefinitionId: String, principalId: String) async throws -> RoleAssignmentInfo
+    /// A role assignment by id, or nil when it does not exist.
+    func roleAssignment(id: String) async throws -> RoleAssignmentInfo?
     /// The role assignments of a principal at, above or below a scope.
     func roleAssignments(scope: String, principalId: String) async throws -> [RoleAssignmentInfo]
     /// DELETE of a role assignment by id.

@@ -113,6 +113,12 @@ struct AzureClientTests {
             let sentKeys = Set(JSONValue.parse(put.body ?? "")?.members.keys.map { $0 } ?? [])
             #expect(!sentKeys.isEmpty && sentKeys.isSubset(of: exampleKeys), "sent \(sentKeys), example has \(exampleKeys)")
 
+            let patch = try #require(sims.azure.requestLog.all.first { $0.operation == "identity.patch" })
+            let updateExample = try Self.example("managedidentity/2023-01-31/IdentityUpdate.json")
+            let updateKeys = Set(updateExample.at("parameters", "parameters")?.members.keys.map { $0 } ?? [])
+            let patchKeys = Set(JSONValue.parse(patch.body ?? "")?.members.keys.map { $0 } ?? [])
+            #expect(patchKeys == ["tags"] && patchKeys.isSubset(of: updateKeys), "PATCH sends only tags, as the example does")
+
             #expect(try await arm.deleteIdentity(ref).existed)
             #expect(try await arm.deleteIdentity(ref).existed == false)
             #expect(try await arm.identity(ref) == nil)
@@ -156,8 +162,10 @@ struct AzureClientTests {
 
             let listed = try await arm.roleAssignments(scope: "/subscriptions/\(Self.subscription)", principalId: identity.principalId)
             #expect(Set(listed.map(\.roleDefinitionGuid)) == ["acdd72a7-3385-48ef-bd42-f606fba81ae7", "b24988ac-6180-42a0-ab88-20f7382dd24c"])
+            #expect(try await arm.roleAssignment(id: first.id)?.principalId == identity.principalId)
             #expect(try await arm.deleteRoleAssignment(id: first.id).existed)
             #expect(try await arm.deleteRoleAssignment(id: first.id).existed == false)
+            #expect(try await arm.roleAssignment(id: first.id) == nil)
         }
     }
 

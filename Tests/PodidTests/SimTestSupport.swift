@@ -88,8 +88,9 @@ func send(
 /// Runs a program until it exits (at most `timeout`), with output in a file rather than a pipe,
 /// and returns its exit status and combined output.
 func runProgram(_ path: String, _ arguments: [String], environment: [String: String],
-                timeout: Duration = .seconds(30)) async throws -> (Int32, String) {
+                timeout: Duration = .seconds(30), workingDirectory: URL? = nil) async throws -> (Int32, String) {
     let process = Process()
+    if let workingDirectory { process.currentDirectoryURL = workingDirectory }
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
     process.environment = environment
