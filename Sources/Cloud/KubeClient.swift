@@ -156,7 +156,8 @@ public final class KubeClient: KubernetesGateway {
     /// The path of a kind, namespace and name.
     func path(_ kind: KubeKind, namespace: String?, name: String?) -> String {
         let base = kind.group.isEmpty ? "/api/\(kind.version)" : "/apis/\(kind.group)/\(kind.version)"
-        let scoped = kind.namespaced && namespace != nil ? "\(base)/namespaces/\(Self.segment(namespace!))" : base
+        var scoped = base
+        if kind.namespaced, let namespace { scoped += "/namespaces/\(Self.segment(namespace))" }
         return "\(scoped)/\(kind.plural)" + (name.map { "/\(Self.segment($0))" } ?? "")
     }
 

@@ -15,7 +15,7 @@ struct LocalPostgresCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Start the cluster and write PODID_DATA_DIR/postgres.env with both database URLs.")
 
-        @Flag(help: "Remove any previous cluster of this data directory first.")
+        @Flag(help: "Remove any previous cluster of this data directory first, and run the new one for speed rather than durability (for tests).")
         var fresh = false
 
         func run() async throws {
