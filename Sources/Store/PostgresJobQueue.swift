@@ -1,0 +1,251 @@
+import Core
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The job queue in PostgreSQL.
+///
+/// Enqueueing happens inside the caller's transaction (`enqueue(_:on:)`), so a change and the work
+/// it causes commit together, and sends `NOTIFY podid_jobs` (delivered at commit). Workers claim
+/// with `FOR UPDATE SKIP LOCKED`; the partial unique index on running serial keys makes two jobs of
+/// one resource never run at once, even when two workers race for them.
+public final class PostgresJobQueue: JobQueue {
+    /// The notification channel.
+    public static let channel = "podid_jobs"
+
+    let database: PostgresDatabase
+    let notifications: NotificationBox
+
+    /// Creates the queue.
+    public init(database: PostgresDatabase) {
+        self.database = database
+        self.notifications = NotificationBox()
+    }
+
+    static let columns = """
+        id, kind, team, resource_type, resource_name, serial_key, dedupe_key, payload::text, state, attempts,
+        max_attempts, run_at, last_error, steps::text, request_id, created_at, updated_at
+        """
+
+    static func decode(_ row: PostgresRow) throws -> Job {
+        let cells = row.makeRandomAccess()
+        let id = try cells[0].decode(UUID.self)
+        let kind = try cells[1].decode(String.self)
+        let team = try cells[2].decode(String?.self)
+        let resourceType = try cells[3].decode(String.self)
+        let resourceName = try cells[4].decode(String.self)
+        let serialKey = try cells[5].decode(String.self)
+        let dedupeKey = try cells[6].decode(String?.self)
+        let payload = try cells[7].decode(String.self)
+        let state = try cells[8].decode(String.self)
+        let attempts = try cells[9].decode(Int.self)
+        let maxAttempts = try cells[10].decode(Int.self)
+        let runAt = try cells[11].decode(Date.self)
+        let lastError = try cells[12].decode(String?.self)
+        let steps = try cells[13].decode(String.self)
+        let requestId = try cells[14].decode(String?.self)
+        let createdAt = try cells[15].decode(Date.self)
+        let updatedAt = try cells[16].decode(Date.self)
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            return Timestamp.parse(text) ?? Date(timeIntervalSince1970: 0)
+        }
+        return Job(
+            id: id, kind: kind, team: team, resourceType: resourceType, resourceName: resourceName, serialKey: serialKey,
+            dedupeKey: dedupeKey, payload: (try? JSONDecoder().decode(JSONValue.self, from: Data(payload.utf8))) ?? .object([:]),
+            state: JobState(rawValue: state) ?? .queued, attempts: attempts, maxAttempts: maxAttempts, runAt: runAt,
+            lastError: lastError, steps: (try? decoder.decode([JobStep].self, from: Data(steps.utf8))) ?? [],
+            requestId: requestId, createdAt: createdAt, updatedAt: updatedAt)
+    }
+
+    static func stepsText(_ steps: [JobStep]) -> String {
+        JSONValue.encoding(steps).canonicalText
+    }
+
+    /// Enqueues a job inside the caller's transaction; a queued job with the same dedupe key takes
+    /// this one's payload instead (and runs no later than it would have). Returns the job's id.
+    @discardableResult
+    public static func enqueue(_ job: NewJob, on connection: PostgresConnection, logger: Logger) async throws -> UUID {
+        let rows = try await connection.query(
+            """
+            INSERT INTO jobs (id, kind, team, resource_type, resource_name, serial_key, dedupe_key, payload, max_attempts, request_id)
+            VALUES (\(UUID()), \(job.kind), \(job.team), \(job.resourceType), \(job.resourceName), \(job.serialKey),
+                    \(job.dedupeKey), \(job.payload.canonicalText)::jsonb, \(job.maxAttempts), \(job.requestId))
+            ON CONFLICT (dedupe_key) WHERE state = 'queued' AND dedupe_key IS NOT NULL
+            DO UPDATE SET payload = EXCLUDED.payload, run_at = least(jobs.run_at, now()), updated_at = now(),
+                          request_id = EXCLUDED.request_id
+            RETURNING id
+            """, logger: logger
+        ).collect()
+        try await connection.query("SELECT pg_notify(\(channel), '')", logger: logger)
+        return try rows[0].decode(UUID.self)
+    }
+
+    public func claim(worker: String, lease: Duration) async throws -> Job? {
+        // A race for two jobs of one serial key ends in a unique violation for the loser, which
+        // then looks again (skipping what is now running).
+        for _ in 0..<5 {
+            do {
+                let rows = try await database.rows(
+                    """
+                    UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = \(worker),
+                           lease_expires_at = now() + \(Self.seconds(lease)) * interval '1 second', updated_at = now()
+                    WHERE id = (
+                        SELECT id FROM jobs AS candidate
+                        WHERE candidate.state = 'queued' AND candidate.run_at <= now()
+                          AND NOT EXISTS (SELECT 1 FROM jobs AS busy
+                                          WHERE busy.state = 'running' AND busy.serial_key = candidate.serial_key)
+                        ORDER BY candidate.run_at, candidate.created_at
+                        LIMIT 1
+                        FOR UPDATE SKIP LOCKED)
+                    RETURNING \(unescaped: Self.columns)
+                    """)
+                return try rows.first.map(Self.decode)
+            } catch let error as DomainError where error.kind == .conflict {
+                continue
+            }
+        }
+        return nil
+    }
+
+    public func heartbeat(_ id: UUID, worker: String, lease: Duration) async throws -> Bool {
+        try await !database.rows(
+            """
+            UPDATE jobs SET lease_expires_at = now() + \(Self.seconds(lease)) * interval '1 second', updated_at = now()
+            WHERE id = \(id) AND state = 'running' AND lease_owner = \(worker)
+            RETURNING id
+            """
+        ).isEmpty
+    }
+
+    public func complete(_ id: UUID, worker: String, steps: [JobStep]) async throws {
+        _ = try await database.rows(
+            """
+            UPDATE jobs SET state = 'succeeded', lease_owner = NULL, lease_expires_at = NULL, last_error = NULL,
+                   steps = \(Self.stepsText(steps))::jsonb, updated_at = now(), finished_at = now()
+            WHERE id = \(id) AND state = 'running' AND lease_owner = \(worker)
+            """)
+    }
+
+    public func fail(_ id: UUID, worker: String, error: String, steps: [JobStep], retryAt: Date?) async throws -> JobState {
+        let rows = try await database.rows(
+            """
+            UPDATE jobs SET
+                state = CASE WHEN \(retryAt)::timestamptz IS NOT NULL AND attempts < max_attempts THEN 'queued' ELSE 'failed' END,
+                run_at = coalesce(\(retryAt)::timestamptz, run_at),
+                finished_at = CASE WHEN \(retryAt)::timestamptz IS NOT NULL AND attempts < max_attempts THEN NULL ELSE now() END,
+                lease_owner = NULL, lease_expires_at = NULL, last_error = \(error),
+                steps = \(Self.stepsText(steps))::jsonb, updated_at = now()
+            WHERE id = \(id) AND state = 'running' AND lease_owner = \(worker)
+            RETURNING state
+            """)
+        if rows.first != nil, retryAt != nil {
+            // Wake a sleeping worker at the retry time is the poller's job; a notification now only
+            // helps when the retry is due at once.
+            _ = try? await database.rows("SELECT pg_notify(\(Self.channel), '')")
+        }
+        return try rows.first.map { JobState(rawValue: try $0.decode(String.self)) ?? .failed } ?? .failed
+    }
+
+    public func reclaimExpiredLeases() async throws -> Int {
+        try await database.rows(
+            """
+            UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
+                   last_error = coalesce(last_error, 'the worker running this job stopped; its lease expired')
+            WHERE state = 'running' AND lease_expires_at < now()
+            RETURNING id
+            """
+        ).count
+    }
+
+    /// Queues a failed job again with fresh attempts (`POST /v1/jobs/{id}/retry`); false when it is
+    /// not failed.
+    public func retry(_ id: UUID) async throws -> Bool {
+        let rows = try await database.rows(
+            """
+            UPDATE jobs SET state = 'queued', attempts = 0, run_at = now(), finished_at = NULL, updated_at = now()
+            WHERE id = \(id) AND state = 'failed'
+            RETURNING id
+            """)
+        if !rows.isEmpty { _ = try? await database.rows("SELECT pg_notify(\(Self.channel), '')") }
+        return !rows.isEmpty
+    }
+
+    /// One job.
+    public func job(_ id: UUID) async throws -> Job? {
+        try await database.rows("SELECT \(unescaped: Self.columns) FROM jobs WHERE id = \(id)").first.map(Self.decode)
+    }
+
+    public func waitForWork(timeout: Duration) async {
+        await notifications.wait(timeout: timeout)
+    }
+
+    /// Listens for `NOTIFY podid_jobs` on one pooled connection until cancelled, waking waiters;
+    /// reconnects after a failure. Polling (`waitForWork`'s timeout) covers the gaps.
+    public func listen(logger: Logger) async {
+        while !Task.isCancelled {
+            do {
+                try await database.client.withConnection { connection in
+                    try await connection.listen(on: Self.channel) { notifications in
+                        for try await _ in notifications { await self.notifications.signal() }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("listening for job notifications failed; polling until it works again",
+                               metadata: ["error": "\(PostgresErrors.serverMessage(error))"])
+                try? await Task.sleep(for: .seconds(2))
+            }
+        }
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
+
+/// Wakes workers waiting for jobs.
+actor NotificationBox {
+    var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
+    var pending = false
+
+    func signal() {
+        if waiters.isEmpty {
+            pending = true
+            return
+        }
+        for waiter in waiters.values { waiter.resume() }
+        waiters.removeAll()
+    }
+
+    func wait(timeout: Duration) async {
+        if pending {
+            pending = false
+            return
+        }
+        let id = UUID()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withCheckedContinuation { continuation in
+                    Task { await self.register(id, continuation) }
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                await self.release(id)
+            }
+            await group.next()
+            group.cancelAll()
+            await self.release(id)
+        }
+    }
+
+    func register(_ id: UUID, _ continuation: CheckedContinuation<Void, Never>) {
+        waiters[id] = continuation
+    }
+
+    func release(_ id: UUID) {
+        waiters.removeValue(forKey: id)?.resume()
+    }
+}
