@@ -73,6 +73,16 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // The job runner: claim loop, leases, backoff; job handlers come with their workflows.
+        .target(
+            name: "Workers",
+            dependencies: [
+                "Core",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // Local Azure and Kubernetes API servers that follow the real contracts; none of podid's targets.
         .target(
             name: "Simulators",
@@ -116,7 +126,7 @@ let package = Package(
         .testTarget(
             name: "PodidTests",
             dependencies: [
-                "App", "Core", "Store", "HTTP", "Simulators", "Cloud",
+                "App", "Core", "Store", "HTTP", "Simulators", "Cloud", "Workers",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// The states of a background job.
 public enum JobState: String, Sendable, Codable, CaseIterable {
@@ -129,6 +130,8 @@ public protocol JobQueue: Sendable {
     func reclaimExpiredLeases() async throws -> Int
     /// Waits until a job may be ready (a notification) or `timeout` passes.
     func waitForWork(timeout: Duration) async
+    /// Receives the queue's notifications until cancelled (they wake `waitForWork`).
+    func listen(logger: Logger) async
 }
 
 /// Backoff between attempts: exponential, jittered between half and all of it, and never shorter

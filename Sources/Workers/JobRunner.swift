@@ -1,0 +1,169 @@
+import Core
+import Foundation
+import Logging
+import Metrics
+import ServiceLifecycle
+
+/// What a job handler reports as it works: the steps, for the job's record.
+public final class JobProgress: Sendable {
+    let steps = SynchronizedSteps()
+
+    /// Records a step.
+    public func record(_ step: JobStep) async {
+        await steps.append(step)
+    }
+
+    /// The steps so far.
+    public var recorded: [JobStep] {
+        get async { await steps.all }
+    }
+}
+
+actor SynchronizedSteps {
+    var all: [JobStep] = []
+    func append(_ step: JobStep) { all.append(step) }
+}
+
+/// Runs one kind of job. Steps must be idempotent: a job whose worker died runs again.
+public protocol JobHandler: Sendable {
+    /// Does the work; a thrown `UpstreamError` that is retryable (or any error that is not an
+    /// `UpstreamError` or `DomainError`) retries with backoff, anything else fails the job.
+    func run(_ job: Job, progress: JobProgress) async throws
+}
+
+/// The workers: claim jobs, run their handlers with a heartbeat on the lease, and record the
+/// outcome — retrying with backoff (honouring `Retry-After`) until the attempts run out. Expired
+/// leases of dead workers are returned to the queue. On graceful shutdown no new job is claimed and
+/// the running ones finish.
+public struct JobRunner: Service {
+    let queue: any JobQueue
+    let handlers: [String: any JobHandler]
+    let workers: Int
+    let name: String
+    let lease: Duration
+    let pollInterval: Duration
+    let logger: Logger
+
+    /// Creates a runner of `workers` concurrent workers named after `name`.
+    public init(queue: any JobQueue, handlers: [String: any JobHandler], workers: Int, name: String = Self.defaultName(),
+                lease: Duration = .seconds(30), pollInterval: Duration = .seconds(2), logger: Logger) {
+        self.queue = queue
+        self.handlers = handlers
+        self.workers = workers
+        self.name = name
+        self.lease = lease
+        self.pollInterval = pollInterval
+        self.logger = logger
+    }
+
+    /// `<host>-<pid>`: unique per process, readable in the jobs table.
+    public static func defaultName() -> String {
+        "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+    }
+
+    public func run() async throws {
+        guard workers > 0 else {
+            try await gracefulShutdown()
+            return
+        }
+        await withDiscardingTaskGroup { group in
+            group.addTask { await queue.listen(logger: logger) }
+            group.addTask { await reclaimLoop() }
+            for index in 0..<workers {
+                group.addTask { await workLoop(worker: "\(name)/\(index)") }
+            }
+            // Until shutdown (or cancellation); then the loops stop claiming and running jobs finish.
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+    }
+
+    func reclaimLoop() async {
+        while !Task.isCancelled {
+            do {
+                let count = try await queue.reclaimExpiredLeases()
+                if count > 0 { logger.notice("returned jobs with expired leases to the queue", metadata: ["count": "\(count)"]) }
+            } catch {
+                logger.warning("reclaiming expired leases failed", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: lease / 2)
+        }
+    }
+
+    func workLoop(worker: String) async {
+        while !Task.isCancelled {
+            let job: Job?
+            do {
+                job = try await queue.claim(worker: worker, lease: lease)
+            } catch {
+                logger.warning("claiming a job failed", metadata: ["error": "\(error)", "worker": "\(worker)"])
+                try? await Task.sleep(for: pollInterval)
+                continue
+            }
+            guard let job else {
+                await queue.waitForWork(timeout: pollInterval)
+                continue
+            }
+            // A shutdown lets the job finish: its handler is not cancelled with the loop.
+            await Task { await execute(job, worker: worker) }.value
+        }
+    }
+
+    func execute(_ job: Job, worker: String) async {
+        var logger = logger
+        logger[metadataKey: "job_id"] = "\(job.id)"
+        logger[metadataKey: "job_kind"] = "\(job.kind)"
+        Counter(label: "podid_jobs_claimed_total", dimensions: [("kind", job.kind)]).increment()
+        let started = ContinuousClock.now
+        let progress = JobProgress()
+        let heartbeat = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: lease / 3)
+                if Task.isCancelled { return }
+                if (try? await queue.heartbeat(job.id, worker: worker, lease: lease)) == false {
+                    logger.warning("lost the lease of a running job")
+                    return
+                }
+            }
+        }
+        defer { heartbeat.cancel() }
+        do {
+            guard let handler = handlers[job.kind] else {
+                throw DomainError(.validation, "no handler for job kind '\(job.kind)'")
+            }
+            try await handler.run(job, progress: progress)
+            try await queue.complete(job.id, worker: worker, steps: await progress.recorded)
+            Counter(label: "podid_jobs_succeeded_total", dimensions: [("kind", job.kind)]).increment()
+            logger.info("job succeeded", metadata: ["attempt": "\(job.attempts)"])
+        } catch {
+            let (retryAt, message) = Self.retryPlan(error, attempt: job.attempts)
+            let state = (try? await queue.fail(job.id, worker: worker, error: message, steps: await progress.recorded, retryAt: retryAt)) ?? .failed
+            if state == .failed {
+                Counter(label: "podid_jobs_failed_total", dimensions: [("kind", job.kind)]).increment()
+                logger.error("job failed", metadata: ["error": "\(message)", "attempt": "\(job.attempts)"])
+            } else {
+                Counter(label: "podid_jobs_retried_total", dimensions: [("kind", job.kind)]).increment()
+                logger.notice("job will be retried", metadata: ["error": "\(message)", "retry_at": "\(retryAt.map(Timestamp.format) ?? "-")"])
+            }
+        }
+        Timer(label: "podid_jobs_duration_seconds", dimensions: [("kind", job.kind)]).recordNanoseconds(
+            Int64((ContinuousClock.now - started).components.seconds) * 1_000_000_000
+                + Int64((ContinuousClock.now - started).components.attoseconds / 1_000_000_000))
+    }
+
+    /// When to retry after `error`, if at all, and the message kept as the job's last error.
+    public static func retryPlan(_ error: any Error, attempt: Int, now: Date = Date()) -> (Date?, String) {
+        switch error {
+        case let upstream as UpstreamError:
+            guard upstream.retryable else { return (nil, upstream.description) }
+            let delay = Backoff.delay(attempt: attempt, retryAfter: upstream.retryAfter)
+            return (now.addingTimeInterval(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18), upstream.description)
+        case let domain as DomainError:
+            // Domain errors are decisions (a conflict, a policy), not accidents: retrying will not help.
+            return (nil, domain.detail)
+        default:
+            let delay = Backoff.delay(attempt: attempt)
+            return (now.addingTimeInterval(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18), "\(error)")
+        }
+    }
+}
