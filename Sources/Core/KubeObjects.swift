@@ -26,6 +26,15 @@ public struct KubeKind: Sendable, Hashable, CustomStringConvertible {
     public static let azureAssignedIdentity = KubeKind(group: "aadpodidentity.k8s.io", version: "v1", plural: "azureassignedidentities", kind: "AzureAssignedIdentity")
     public static let pod = KubeKind(group: "", version: "v1", plural: "pods", kind: "Pod")
     public static let namespace = KubeKind(group: "", version: "v1", plural: "namespaces", kind: "Namespace", namespaced: false)
+    /// An object of this kind with podid's metadata and `spec`, as podid applies it.
+    public func manifest(name: String, namespace: String, labels: [String: String], spec: [String: JSONValue]) -> JSONValue {
+        .object([
+            "apiVersion": .string(apiVersion), "kind": .string(kind),
+            "metadata": .object(["name": .string(name), "namespace": .string(namespace), "labels": .object(labels.mapValues { .string($0) })]),
+            "spec": .object(spec),
+        ])
+    }
+
     /// The aad-pod-identity kinds podid needs served.
     public static let podIdentityKinds: [KubeKind] = [.azureIdentity, .azureIdentityBinding, .azureAssignedIdentity]
 }
@@ -143,11 +152,9 @@ public struct AzureIdentityObject: Sendable, Equatable {
 
     /// The object to apply: only the lower-camel keys aad-pod-identity ≥ 1.6 reads.
     public var json: JSONValue {
-        .object([
-            "apiVersion": .string(KubeKind.azureIdentity.apiVersion), "kind": .string(KubeKind.azureIdentity.kind),
-            "metadata": .object(["name": .string(name), "namespace": .string(namespace), "labels": .object(labels.mapValues { .string($0) })]),
-            "spec": .object(["type": .number(Double(type)), "resourceID": .string(resourceID), "clientID": .string(clientID)]),
-        ])
+        KubeKind.azureIdentity.manifest(
+            name: name, namespace: namespace, labels: labels,
+            spec: ["type": .number(Double(type)), "resourceID": .string(resourceID), "clientID": .string(clientID)])
     }
 }
 
@@ -186,11 +193,9 @@ public struct AzureIdentityBindingObject: Sendable, Equatable {
 
     /// The object to apply: only lower-camel keys.
     public var json: JSONValue {
-        .object([
-            "apiVersion": .string(KubeKind.azureIdentityBinding.apiVersion), "kind": .string(KubeKind.azureIdentityBinding.kind),
-            "metadata": .object(["name": .string(name), "namespace": .string(namespace), "labels": .object(labels.mapValues { .string($0) })]),
-            "spec": .object(["azureIdentity": .string(azureIdentity), "selector": .string(selector)]),
-        ])
+        KubeKind.azureIdentityBinding.manifest(
+            name: name, namespace: namespace, labels: labels,
+            spec: ["azureIdentity": .string(azureIdentity), "selector": .string(selector)])
     }
 }
 

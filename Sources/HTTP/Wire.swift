@@ -6,7 +6,21 @@ import OpenAPIRuntime
 /// Wire <-> domain mapping.
 enum Wire {
     static func role(_ role: Role) -> Components.Schemas.Role {
-        Components.Schemas.Role(rawValue: role.rawValue)!
+        switch role {
+        case .admin: .admin
+        case .maintainer: .maintainer
+        case .viewer: .viewer
+        case .auditor: .auditor
+        }
+    }
+
+    static func role(_ role: Components.Schemas.Role) -> Role {
+        switch role {
+        case .admin: .admin
+        case .maintainer: .maintainer
+        case .viewer: .viewer
+        case .auditor: .auditor
+        }
     }
 
     static func etag(_ version: Int64) -> String { "\"\(version)\"" }
@@ -55,7 +69,7 @@ enum Wire {
     }
 
     static func newToken(_ wire: Components.Schemas.TokenCreate) -> NewToken {
-        NewToken(name: wire.name, role: Role(rawValue: wire.role.rawValue)!, expiresAt: wire.expiresAt)
+        NewToken(name: wire.name, role: role(wire.role), expiresAt: wire.expiresAt)
     }
 }
 

@@ -133,8 +133,8 @@ public struct MigrationRunner: Sendable {
             }
         }
         let known = Set(migrations.map(\.version))
-        if let unknown = applied.keys.sorted().first(where: { !known.contains($0) }) {
-            throw MigrationError.unknownApplied(version: unknown, file: applied[unknown]!.fileName)
+        if let (version, row) = applied.sorted(by: { $0.key < $1.key }).first(where: { !known.contains($0.key) }) {
+            throw MigrationError.unknownApplied(version: version, file: row.fileName)
         }
         var done: [Migration] = []
         for migration in migrations where applied[migration.version] == nil {
