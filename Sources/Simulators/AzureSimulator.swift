@@ -226,7 +226,24 @@ public final class AzureSimulator: Sendable {
         if roll < throttle + error {
             return (operation, armError(.internalServerError, "InternalServerError", "Encountered internal server error. Diagnostic information: simulated fault."))
         }
+        if roll < throttle + error + (rules.compactMap(\.forbiddenRate).max() ?? 0) {
+            let action = Self.action(operation)
+            return (operation, armError(.forbidden, "AuthorizationFailed",
+                                        "The client '\(clientId)' with object id '\(clientId)' does not have authorization to perform action '\(action)' over scope '\(request.uri.path)' or the scope is invalid. If access was recently granted, please refresh your credentials."))
+        }
         return (operation, await body())
+    }
+
+    /// The RBAC action an operation needs, for simulated 403s.
+    static func action(_ operation: String) -> String {
+        switch operation {
+        case "identity.put", "identity.patch": "Microsoft.ManagedIdentity/userAssignedIdentities/write"
+        case "identity.delete": "Microsoft.ManagedIdentity/userAssignedIdentities/delete"
+        case "identity.get", "identity.list": "Microsoft.ManagedIdentity/userAssignedIdentities/read"
+        case "roleAssignment.put": "Microsoft.Authorization/roleAssignments/write"
+        case "roleAssignment.delete": "Microsoft.Authorization/roleAssignments/delete"
+        default: "Microsoft.Authorization/roleAssignments/read"
+        }
     }
 
     func versioned(_ query: [String: String], _ versions: Set<String>, _ body: () -> Response) -> Response {

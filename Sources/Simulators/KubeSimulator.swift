@@ -219,8 +219,15 @@ public final class KubeSimulator: Sendable {
             let retryAfter = rules.compactMap(\.retryAfterSeconds).max() ?? 1
             return textResponse(.tooManyRequests, "Too many requests, please try again later.\n", headers: [.retryAfter: String(retryAfter)])
         }
-        if roll < throttle + (rules.compactMap(\.errorRate).max() ?? 0) {
+        let error = rules.compactMap(\.errorRate).max() ?? 0
+        if roll < throttle + error {
             return status(.internalServerError, reason: "InternalError", message: "Internal error occurred: simulated fault")
+        }
+        if roll < throttle + error + (rules.compactMap(\.forbiddenRate).max() ?? 0) {
+            let parts = operation.split(separator: ".")
+            return status(.forbidden, reason: "Forbidden",
+                          message: "\(parts.first ?? "") is forbidden: User \"system:serviceaccount:podid:podid\" cannot \(parts.last ?? "") resource \"\(parts.first ?? "")\" (simulated fault)",
+                          details: ["kind": .string(String(parts.first ?? ""))])
         }
         return nil
     }

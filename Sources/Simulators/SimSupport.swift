@@ -53,14 +53,17 @@ public struct SimFaultRule: Sendable, Codable, Equatable {
     public var latencyMs: Int?
     /// Seconds in the Retry-After of injected 429s.
     public var retryAfterSeconds: Int?
+    /// Share of requests refused with 403, as when podid's own identity lacks a role (0…1).
+    public var forbiddenRate: Double?
 
     public init(operation: String, throttleRate: Double? = nil, errorRate: Double? = nil, latencyMs: Int? = nil,
-                retryAfterSeconds: Int? = nil) {
+                retryAfterSeconds: Int? = nil, forbiddenRate: Double? = nil) {
         self.operation = operation
         self.throttleRate = throttleRate
         self.errorRate = errorRate
         self.latencyMs = latencyMs
         self.retryAfterSeconds = retryAfterSeconds
+        self.forbiddenRate = forbiddenRate
     }
 
     func applies(to operation: String) -> Bool {

@@ -191,6 +191,16 @@ struct AzureClientTests {
                 (error as? UpstreamError).map { $0.code == "ResourceGroupNotFound" && !$0.retryable } ?? false
             }
 
+            sims.azure.configure { $0.faults = [SimFaultRule(operation: "identity.put", forbiddenRate: 1)] }
+            await #expect {
+                try await arm.createOrUpdateIdentity(ref, location: "westeurope", tags: [:])
+            } throws: { error in
+                guard let error = error as? UpstreamError else { return false }
+                return error.status == 403 && !error.retryable && error.code == "AuthorizationFailed"
+                    && error.message.contains("userAssignedIdentities/write") && error.message.contains("Managed Identity Contributor")
+            }
+            sims.azure.configure { $0.faults = [] }
+
             let forbidden = ARMErrors.classify(
                 HTTPExchange(status: 403, headers: [("x-ms-request-id", "r1")],
                              body: Array(#"{"error":{"code":"AuthorizationFailed","message":"The client 'x' does not have authorization to perform action 'Microsoft.ManagedIdentity/userAssignedIdentities/write' over scope '/subscriptions/s/resourceGroups/rg'."}}"#.utf8)),

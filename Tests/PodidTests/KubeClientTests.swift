@@ -94,6 +94,10 @@ struct KubeClientTests {
             }
             sims.kube.configure { $0.faults = [SimFaultRule(operation: "pods.list", errorRate: 1)] }
             await #expect { try await kube.list(.pod, namespace: nil, labelSelector: nil) } throws: { ($0 as? UpstreamError)?.retryable == true }
+            sims.kube.configure { $0.faults = [SimFaultRule(operation: "azureidentities.patch", forbiddenRate: 1)] }
+            await #expect {
+                try await kube.apply(.azureIdentity, Self.identity("denied").json, force: true)
+            } throws: { ($0 as? UpstreamError).map { $0.kubeReason == .forbidden && !$0.retryable } ?? false }
             sims.kube.configure { $0.faults = []; $0.crdsServed = false }
             await #expect {
                 try await kube.list(.azureIdentity, namespace: nil, labelSelector: nil)
