@@ -42,7 +42,7 @@ extension KubeSimulator {
         }
     }
 
-    func list(_ resource: KubeResource, namespace: String?, query: [String: String]) -> Response {
+    func list(_ resource: KubeResource, namespace: String?, query: [String: String], table: Bool = false) -> Response {
         var items: [(String, JSON)]
         switch selectedOrError(resource, namespace: namespace, query: query) {
         case .failure(let error): return error.response
@@ -72,6 +72,9 @@ extension KubeSimulator {
             items = page
         } else if resource.isCustom {
             metadata["continue"] = ""
+        }
+        if table {
+            return self.table(resource, items.map(\.1), resourceVersion: listRV, continueToken: metadata["continue"]?.string)
         }
         let rendered = items.map { _, object -> JSON in
             guard !resource.isCustom else { return object }

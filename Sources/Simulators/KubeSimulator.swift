@@ -190,11 +190,14 @@ public final class KubeSimulator: Sendable {
         let body = (try? await bodyBytes(request)) ?? []
         let query = queryItems(request)
         switch verb {
-        case "list": return (operation, list(resource, namespace: namespace, query: query))
+        case "list": return (operation, list(resource, namespace: namespace, query: query, table: Self.wantsTable(request)))
         case "watch": return (operation, watch(resource, namespace: namespace, query: query))
         case "get":
             guard let object = object(plural, namespace: namespace, name: name!) else {
                 return (operation, notFound(resource, name!))
+            }
+            if Self.wantsTable(request) {
+                return (operation, table(resource, [object], resourceVersion: currentResourceVersion, continueToken: nil))
             }
             return (operation, jsonResponse(.ok, object))
         case "create": return (operation, create(resource, namespace: namespace, body: body, query: query, request: request))

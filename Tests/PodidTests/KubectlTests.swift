@@ -106,6 +106,7 @@ struct KubectlTests {
             let listed = try await kubectl.run("get", "azureidentities,azureidentitybindings", "-A")
             #expect(listed.0 == 0, "\(listed.1)")
             #expect(listed.1.contains("payments-api") && listed.1.contains("ghost-binding"))
+            #expect(listed.1.contains("CLIENTID") && listed.1.contains(clientID), "the CRDs' printer columns, printed server-side")
 
             let podApplied = try await kubectl.run("apply", "--validate=false", "-f", podFile.path)
             #expect(podApplied.0 == 0, "\(podApplied.1)")
@@ -127,6 +128,8 @@ struct KubectlTests {
             let described = try await kubectl.run("describe", "azureidentity", "-n", "aad-broker", "payments-api")
             #expect(described.0 == 0, "\(described.1)")
             #expect(described.1.contains(clientID))
+            let pods = try await kubectl.run("get", "pods", "-A")
+            #expect(pods.1.contains("READY") && pods.1.contains("Running") && pods.1.contains("api-0"))
             let podDescribed = try await kubectl.run("describe", "pod", "-n", "payments", "api-0")
             #expect(podDescribed.1.contains("aadpodidbinding=payments-api"))
 
