@@ -464,8 +464,14 @@ extension KubeSimulator {
 
     /// Finishes terminating namespaces: deletes what they hold (objects with finalizers keep them
     /// terminating, as on a real cluster), then the namespace itself.
-    public func finalizeNamespaces() {
-        for namespace in objects("namespaces") where namespace[["metadata", "deletionTimestamp"]] != nil {
+    public func finalizeNamespaces(now: Date = Date()) {
+        for namespace in objects("namespaces") {
+            // Like the namespace controller, act a moment after the deletion, not at once: a client
+            // deleting a namespace and then its objects (kubectl delete -f) still finds them.
+            guard let stamp = namespace[["metadata", "deletionTimestamp"]]?.string,
+                  let deletedAt = try? Date(stamp, strategy: Date.ISO8601FormatStyle()),
+                  now.timeIntervalSince(deletedAt) >= 2
+            else { continue }
             let name = namespace[["metadata", "name"]]?.string ?? ""
             var remaining = 0
             for resource in resources where resource.namespaced {
