@@ -153,7 +153,15 @@ struct JobQueueTests {
         try await Self.withQueue { queue, db in
             let listener = Task { await queue.listen(logger: Self.logger) }
             defer { listener.cancel() }
-            try await Task.sleep(for: .milliseconds(300))
+            // Wait until the listener receives notifications at all (LISTEN takes a moment to start).
+            var listening = false
+            for _ in 0..<100 where !listening {
+                _ = try await db.rows("SELECT pg_notify('podid_jobs', '')")
+                let probe = ContinuousClock.now
+                await queue.waitForWork(timeout: .milliseconds(300))
+                listening = ContinuousClock.now - probe < .milliseconds(250)
+            }
+            #expect(listening, "the listener receives notifications")
             let started = ContinuousClock.now
             async let woke: Void = queue.waitForWork(timeout: .seconds(60))
             try await Task.sleep(for: .milliseconds(200))
