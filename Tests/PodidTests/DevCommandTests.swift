@@ -153,6 +153,34 @@ struct DevCommandTests {
         #expect(text.contains("podid migrate apply"), "\(text)")
     }
 
+    @Test("podid migrate verify, status and apply, as an operator runs them")
+    func migrateCommands() async throws {
+        let database = try await TestDatabase.makeEmpty()
+        defer { Task { await database.drop() } }
+        let environment = ["PATH": "/usr/bin:/bin", "PODID_DATABASE_URL": database.runtimeURLText,
+                           "PODID_MIGRATION_DATABASE_URL": database.ownerURLText]
+        let pending = try await Self.runToExit(["migrate", "verify"], environment: environment)
+        #expect(pending.0 == 1)
+        #expect(pending.1.contains("pending"), "\(pending.1)")
+        let before = try await Self.runToExit(["migrate", "status"], environment: environment)
+        #expect(before.0 == 0, "\(before.1)")
+        #expect(before.1.contains("0001  pending") && before.1.contains("0001_foundation.sql"), "\(before.1)")
+        let applied = try await Self.runToExit(["migrate", "apply"], environment: environment)
+        #expect(applied.0 == 0, "\(applied.1)")
+        #expect(applied.1.contains("applied: 0001_foundation.sql"), "\(applied.1)")
+        #expect(try await Self.runToExit(["migrate", "apply"], environment: environment).1.contains("migrations are current"))
+        let verified = try await Self.runToExit(["migrate", "verify"], environment: environment)
+        #expect(verified.0 == 0, "\(verified.1)")
+        let after = try await Self.runToExit(["migrate", "status"], environment: environment)
+        #expect(after.1.contains("0001  applied"), "\(after.1)")
+        // The runtime login role was made a member of podid_runtime by apply.
+        let member = try await database.withOwner { client in
+            try await client.query("SELECT pg_has_role(\(try database.runtimeURL.username), 'podid_runtime', 'MEMBER')",
+                                   logger: TestDatabase.logger).collect().first?.decode(Bool.self)
+        }
+        #expect(member == true)
+    }
+
     @Test("podid sim takes its start-up switches and refuses bad ones")
     func simSwitches() async throws {
         let (status, text) = try await Self.runToExit(["sim", "--memory", "--mic-mode", "sideways"], environment: ["PATH": "/usr/bin:/bin"])
