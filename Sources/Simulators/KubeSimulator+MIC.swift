@@ -153,8 +153,17 @@ extension KubeSimulator {
                 continue
             }
             guard object[["status", "status"]]?.string == "Created" else { continue }
+            // When the assignment was (re)created; another MIC pass may not have recorded it yet, so
+            // fall back to the object's creation time rather than to "long ago".
             let createdAt: Double
-            if case .double(let value)? = store.get("mic", key)?["createdAt"] { createdAt = value } else { createdAt = 0 }
+            if case .double(let value)? = store.get("mic", key)?["createdAt"] {
+                createdAt = value
+            } else if let stamp = object[["metadata", "creationTimestamp"]]?.string,
+                      let created = try? Date(stamp, strategy: Date.ISO8601FormatStyle()) {
+                createdAt = created.timeIntervalSince1970
+            } else {
+                createdAt = now.timeIntervalSince1970
+            }
             guard now.timeIntervalSince1970 - createdAt >= Double(current.assignDelayMs) / 1000 else { continue }
             let identityName = want.identity[["metadata", "name"]]?.string ?? ""
             let clientID = want.identity[["spec", "clientID"]]?.string ?? ""
