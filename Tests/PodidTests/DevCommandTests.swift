@@ -33,8 +33,9 @@ struct DevCommandTests {
             var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PODID_") }
             environment["PODID_DATA_DIR"] = dataDir.path
             environment["PODID_HTTP_PORT"] = String(port)
-            environment["PODID_SIM_AZURE_PORT"] = String(try DevCommandTests.freePort())
-            environment["PODID_SIM_KUBE_PORT"] = String(try DevCommandTests.freePort())
+            let simPorts = try DevCommandTests.freePorts(3).filter { $0 != port }
+            environment["PODID_SIM_AZURE_PORT"] = String(simPorts[0])
+            environment["PODID_SIM_KUBE_PORT"] = String(simPorts[1])
             process.environment = environment
             let output = dataDir.appendingPathComponent("dev-\(UUID().uuidString).log")
             try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
@@ -78,15 +79,29 @@ struct DevCommandTests {
     }
 
     static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
+        try freePorts(1)[0]
+    }
+
+    /// `count` distinct free loopback ports: the sockets stay bound until all are chosen, so two
+    /// calls cannot hand out the same port.
+    static func freePorts(_ count: Int) throws -> [Int] {
+        var sockets: [Int32] = []
+        defer { sockets.forEach { close($0) } }
+        var ports: [Int] = []
+        for _ in 0..<count {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { throw TestSetupError("no socket for a free port") }
+            sockets.append(fd)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+            let named = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+            guard bound == 0, named == 0 else { throw TestSetupError("cannot find a free port") }
+            ports.append(Int(UInt16(bigEndian: address.sin_port)))
+        }
+        return ports
     }
 
     @Test("make run's story: team created, another team's viewer gets 404, both audited, Ctrl-C stops PostgreSQL, data kept")
@@ -186,18 +201,19 @@ struct DevCommandTests {
         let (status, text) = try await Self.runToExit(["sim", "--memory", "--mic-mode", "sideways"], environment: ["PATH": "/usr/bin:/bin"])
         #expect(status != 0)
         #expect(text.contains("--mic-mode"))
-        let kubePort = try Self.freePort()
+        let ports = try Self.freePorts(2)
+        let kubePort = ports[1]
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["sim", "--memory", "--mic-mode", "namespaced", "--stop-mic", "--require-token"]
-        process.environment = ["PATH": "/usr/bin:/bin", "PODID_SIM_AZURE_PORT": String(try Self.freePort()),
+        process.environment = ["PATH": "/usr/bin:/bin", "PODID_SIM_AZURE_PORT": String(ports[0]),
                                "PODID_SIM_KUBE_PORT": String(kubePort)]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
         defer { process.terminate() }
         var settings: JSON = .null
-        for _ in 0..<100 {
+        for _ in 0..<300 {
             if let answer = try? await send("GET", "http://127.0.0.1:\(kubePort)/_sim/settings", token: nil), answer.status == 200 {
                 settings = answer.json
                 break
