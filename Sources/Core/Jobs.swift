@@ -128,8 +128,11 @@ public protocol JobQueue: Sendable {
     func fail(_ id: UUID, worker: String, error: String, steps: [JobStep], retryAt: Date?) async throws -> JobState
     /// Returns jobs whose lease expired (their worker died) to the queue; how many.
     func reclaimExpiredLeases() async throws -> Int
-    /// Waits until a job may be ready (a notification) or `timeout` passes.
-    func waitForWork(timeout: Duration) async
+    /// How many notifications have arrived so far (read it before claiming).
+    func notificationCount() async -> Int
+    /// Waits until more than `count` notifications have arrived (a job may be ready) or `timeout`
+    /// passes; a notification that came between reading the count and waiting is not missed.
+    func waitForWork(after count: Int, timeout: Duration) async
     /// Receives the queue's notifications until cancelled (they wake `waitForWork`).
     func listen(logger: Logger) async
 }

@@ -177,8 +177,18 @@ public final class PostgresJobQueue: JobQueue {
         try await database.rows("SELECT \(unescaped: Self.columns) FROM jobs WHERE id = \(id)").first.map(Self.decode)
     }
 
-    public func waitForWork(timeout: Duration) async {
-        await notifications.wait(timeout: timeout)
+    public func notificationCount() async -> Int {
+        await notifications.count
+    }
+
+    public func waitForWork(after count: Int, timeout: Duration) async {
+        // Polling a counter every 25 ms rather than parking continuations: nothing can be left
+        // waiting for a wake-up that already happened, and cancellation needs no bookkeeping.
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline && !Task.isCancelled {
+            if await notifications.count > count { return }
+            try? await Task.sleep(for: .milliseconds(25))
+        }
     }
 
     /// Listens for `NOTIFY podid_jobs` on one pooled connection until cancelled, waking waiters;
@@ -205,47 +215,11 @@ public final class PostgresJobQueue: JobQueue {
     }
 }
 
-/// Wakes workers waiting for jobs.
+/// Counts the notifications received.
 actor NotificationBox {
-    var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
-    var pending = false
+    var count = 0
 
     func signal() {
-        if waiters.isEmpty {
-            pending = true
-            return
-        }
-        for waiter in waiters.values { waiter.resume() }
-        waiters.removeAll()
-    }
-
-    func wait(timeout: Duration) async {
-        if pending {
-            pending = false
-            return
-        }
-        let id = UUID()
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                await withCheckedContinuation { continuation in
-                    Task { await self.register(id, continuation) }
-                }
-            }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                await self.release(id)
-            }
-            await group.next()
-            group.cancelAll()
-            await self.release(id)
-        }
-    }
-
-    func register(_ id: UUID, _ continuation: CheckedContinuation<Void, Never>) {
-        waiters[id] = continuation
-    }
-
-    func release(_ id: UUID) {
-        waiters.removeValue(forKey: id)?.resume()
+        count += 1
     }
 }

@@ -92,6 +92,7 @@ public struct JobRunner: Service {
 
     func workLoop(worker: String) async {
         while !Task.isCancelled {
+            let notified = await queue.notificationCount()
             let job: Job?
             do {
                 job = try await queue.claim(worker: worker, lease: lease)
@@ -101,7 +102,7 @@ public struct JobRunner: Service {
                 continue
             }
             guard let job else {
-                await queue.waitForWork(timeout: pollInterval)
+                await queue.waitForWork(after: notified, timeout: pollInterval)
                 continue
             }
             // A shutdown lets the job finish: its handler is not cancelled with the loop.

@@ -156,18 +156,20 @@ struct JobQueueTests {
             // Wait until the listener receives notifications at all (LISTEN takes a moment to start).
             var listening = false
             for _ in 0..<100 where !listening {
+                let before = await queue.notificationCount()
                 _ = try await db.rows("SELECT pg_notify('podid_jobs', '')")
-                let probe = ContinuousClock.now
-                await queue.waitForWork(timeout: .milliseconds(300))
-                listening = ContinuousClock.now - probe < .milliseconds(250)
+                await queue.waitForWork(after: before, timeout: .milliseconds(300))
+                listening = await queue.notificationCount() > before
             }
             #expect(listening, "the listener receives notifications")
+            let before = await queue.notificationCount()
             let started = ContinuousClock.now
-            async let woke: Void = queue.waitForWork(timeout: .seconds(60))
+            async let woke: Void = queue.waitForWork(after: before, timeout: .seconds(60))
             try await Task.sleep(for: .milliseconds(200))
             _ = try await Self.enqueue(db, Self.job("n"))
             await woke
             #expect(ContinuousClock.now - started < .seconds(30), "woken by the notification, not the 60 s poll")
+            #expect(await queue.notificationCount() > before)
         }
     }
 
