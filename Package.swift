@@ -71,6 +71,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
         // The job runner: claim loop, leases, backoff; job handlers come with their workflows.
@@ -99,8 +100,9 @@ let package = Package(
         .target(
             name: "App",
             dependencies: [
-                "Core", "Store", "HTTP", "Simulators",
+                "Core", "Store", "HTTP", "Simulators", "Cloud", "Workers",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),

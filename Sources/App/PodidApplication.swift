@@ -1,3 +1,5 @@
+import AsyncHTTPClient
+import Cloud
 import Core
 import Foundation
 import HTTP
@@ -7,6 +9,7 @@ import PostgresNIO
 import Prometheus
 import ServiceLifecycle
 import Store
+import Workers
 
 /// The composition root: builds the HTTP application and the services it owns.
 public enum PodidApplication {
@@ -26,11 +29,17 @@ public enum PodidApplication {
         let teamStore = PostgresTeamStore(database: database)
         let tokenStore = PostgresTokenStore(database: database)
         let idempotency = PostgresIdempotencyStore(database: database)
+        let identityStore = PostgresIdentityStore(database: database)
+        let queue = PostgresJobQueue(database: database)
         let runner = MigrationRunner(client: client, migrations: try Migration.bundled(), logger: dbLogger)
+        // Built before the server starts, so that a bad Azure configuration stops start-up.
+        let jobRunner = config.workers > 0 ? try Self.jobRunner(config: config, database: database, logger: logger) : nil
 
         let handler = APIHandler(
             teams: TeamService(store: teamStore, audit: audit),
             tokens: TokenService(store: tokenStore, teams: teamStore, audit: audit),
+            identities: IdentityService(store: identityStore, teams: teamStore, audit: audit),
+            jobs: JobService(store: queue, audit: audit),
             readiness: PostgresReadinessProbe(runner: runner),
             registry: registry)
         var httpLogger = logger
@@ -46,8 +55,39 @@ public enum PodidApplication {
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? config.httpPort) },
             logger: httpLogger)
         app.addServices(client, IdempotencyPruner(store: idempotency, logger: logger))
+        if let jobRunner { app.addServices(jobRunner) }
         app.addServices(services)
         return app
+    }
+
+    /// The background workers for `config.workers` (`PODID_WORKERS`), with every job handler and
+    /// the Azure client the configuration describes.
+    public static func jobRunner(config: PodidConfig, database: Store.PostgresDatabase, logger: Logger) throws -> JobRunner {
+        var workerLogger = logger
+        workerLogger[metadataKey: "component"] = "worker"
+        let credential = try CredentialChain.credential(
+            .init(tenantId: config.azureTenantId, clientId: config.azureClientId, clientSecret: config.azureClientSecret,
+                  clientSecretFile: config.azureClientSecretFile, federatedTokenFile: config.azureFederatedTokenFile,
+                  authorityHost: config.azureAuthorityHost, imdsEndpoint: config.azureIMDSEndpoint),
+            client: HTTPClient.shared)
+        let azure = ARMClient(client: HTTPClient.shared, endpoint: config.azureARMEndpoint, credential: CachedCredential(credential),
+                              identityWritesPerSecond: config.azureIdentityWritesPerSecond)
+        let identities = IdentityWorkflow(store: PostgresIdentityStore(database: database), azure: azure, logger: workerLogger)
+        var handlers: [String: any JobHandler] = [:]
+        for kind in IdentityJobs.all { handlers[kind] = identities }
+        return JobRunner(queue: PostgresJobQueue(database: database), handlers: handlers, workers: config.workers, logger: workerLogger)
+    }
+
+    /// `podid worker`: the workers alone, with their PostgreSQL client, and no HTTP server.
+    public static func workerServices(config: PodidConfig, logger: Logger) throws -> [any Service] {
+        let databaseURL = try config.requireDatabaseURL()
+        var dbLogger = logger
+        dbLogger[metadataKey: "component"] = "postgres"
+        let client = PostgresClient(configuration: databaseURL.clientConfiguration(), backgroundLogger: dbLogger)
+        let database = PostgresDatabase(client: client, logger: dbLogger)
+        var config = config
+        config.workers = max(config.workers, 1)
+        return [client, try jobRunner(config: config, database: database, logger: logger)]
     }
 
     /// Runs `body` with a PostgreSQL client for `url` that runs only as long as `body` does (for

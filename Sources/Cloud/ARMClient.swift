@@ -1,7 +1,7 @@
 import AsyncHTTPClient
 import Core
-import Crypto
 import Foundation
+import Metrics
 import NIOHTTP1
 import Synchronization
 
@@ -77,8 +77,7 @@ public struct ARMClient: AzureGateway {
     /// The assignment name for (scope, role, principal): a UUIDv5, so that a retried PUT targets the
     /// same assignment.
     public static func roleAssignmentName(scope: String, roleDefinitionId: String, principalId: String) -> String {
-        let role = String(roleDefinitionId.split(separator: "/").last ?? "").lowercased()
-        return UUIDv5.make(namespace: UUIDv5.podidNamespace, name: "\(scope.lowercased())|\(role)|\(principalId.lowercased())")
+        RoleAssignmentNaming.name(scope: scope, roleDefinitionId: roleDefinitionId, principalId: principalId)
     }
 
     public func assignRole(scope: String, roleDefinitionId: String, principalId: String) async throws -> RoleAssignmentInfo {
@@ -178,13 +177,26 @@ public struct ARMClient: AzureGateway {
     /// One ARM request; a 401 refreshes the token once. Any answer but 2xx becomes an UpstreamError.
     func send(_ method: HTTPMethod, _ url: String, body: JSONValue?, operation: String) async throws -> HTTPExchange {
         let encoded = try body.map { Array(try JSONEncoder().encode($0)) }
-        var answer = try await attempt(method, url, encoded)
+        var answer = try await counted(operation) { try await attempt(method, url, encoded) }
         if answer.status == 401 {
             await credential.invalidate()
-            answer = try await attempt(method, url, encoded)
+            answer = try await counted(operation) { try await attempt(method, url, encoded) }
         }
         guard (200..<300).contains(answer.status) else { throw ARMErrors.classify(answer, method: method, url: url) }
         return answer
+    }
+
+    /// Counts the request in `podid_azure_requests_total` by operation and status (`error` when no
+    /// answer came).
+    func counted(_ operation: String, _ body: () async throws -> HTTPExchange) async throws -> HTTPExchange {
+        do {
+            let answer = try await body()
+            Counter(label: "podid_azure_requests_total", dimensions: [("operation", operation), ("status", String(answer.status))]).increment()
+            return answer
+        } catch {
+            Counter(label: "podid_azure_requests_total", dimensions: [("operation", operation), ("status", "error")]).increment()
+            throw error
+        }
     }
 
     func attempt(_ method: HTTPMethod, _ url: String, _ body: [UInt8]?) async throws -> HTTPExchange {
@@ -247,23 +259,5 @@ public final class SubscriptionRateLimiter: Sendable {
             guard let wait else { return }
             try? await Task.sleep(for: .milliseconds(Int64((wait * 1000).rounded(.up))))
         }
-    }
-}
-
-/// Name-based UUIDs (RFC 4122 version 5, SHA-1).
-public enum UUIDv5 {
-    /// podid's namespace for role-assignment names.
-    public static let podidNamespace = UUID(uuidString: "6f1c3a52-7d0e-4b7e-9a51-0c2b8d9e4f10")!
-
-    /// The version-5 UUID of `name` in `namespace`, lower case.
-    public static func make(namespace: UUID, name: String) -> String {
-        var bytes = withUnsafeBytes(of: namespace.uuid) { Array($0) }
-        bytes += Array(name.utf8)
-        var digest = Array(Insecure.SHA1.hash(data: bytes).prefix(16))
-        digest[6] = (digest[6] & 0x0F) | 0x50
-        digest[8] = (digest[8] & 0x3F) | 0x80
-        let hex = digest.map { String(format: "%02x", $0) }.joined()
-        let parts = [hex.prefix(8), hex.dropFirst(8).prefix(4), hex.dropFirst(12).prefix(4), hex.dropFirst(16).prefix(4), hex.dropFirst(20)]
-        return parts.joined(separator: "-")
     }
 }

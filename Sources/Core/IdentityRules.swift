@@ -78,8 +78,10 @@ public enum IdentityRules {
     }
 
     /// Checks a spec against Azure's rules and the team's policy; a 422 names every field and, for
-    /// the policy, what is allowed.
-    public static func validate(_ spec: IdentitySpec, policy: TeamPolicy) throws {
+    /// the policy, what is allowed. `checkPlacement` is false for changes of an existing identity,
+    /// whose subscription and resource group cannot change (a narrowed policy must not stop a team
+    /// from removing grants or tags).
+    public static func validate(_ spec: IdentitySpec, policy: TeamPolicy, checkPlacement: Bool = true) throws {
         var validator = Validator()
         validator.check(isIdentityName(spec.name), "name",
                         "must be 3 to 24 letters, digits, '-' or '_', starting with a letter or digit (aad-pod-identity attaches identities to VM scale sets, which allow at most 24 characters)")
@@ -87,7 +89,9 @@ public enum IdentityRules {
         validator.check(Rules.isResourceGroupName(spec.resourceGroup), "resourceGroup",
                         "must be a resource group name: 1 to 90 letters, digits, '_', '-', '.', '(' or ')', not ending in '.'")
         let location = normalizedLocation(spec.location)
-        validator.check(!location.isEmpty && location.count <= 40 && location.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) },
+        // An adoption may leave the location out: the identity's own location is taken.
+        let locationOptional = spec.adoptResourceId != nil && location.isEmpty
+        validator.check(locationOptional || !location.isEmpty && location.count <= 40 && location.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) },
                         "location", "must be an Azure region such as westeurope")
         validator.check(spec.tags.count <= maxUserTags, "tags", "at most \(maxUserTags) tags are allowed (podid adds three of its own)")
         for (key, value) in spec.tags.sorted(by: { $0.key < $1.key }) {
@@ -120,11 +124,13 @@ public enum IdentityRules {
 
         // The team's policy: where its identities may live and what they may be granted.
         var policyCheck = Validator()
-        let subscriptions = policy.subscriptions.map { $0.lowercased() }
-        policyCheck.check(subscriptions.contains(spec.subscriptionId.lowercased()), "subscriptionId",
-                          "subscription \(spec.subscriptionId) is not allowed for this team; allowed: \(describe(policy.subscriptions))")
-        policyCheck.check(policy.resourceGroups.map { $0.lowercased() }.contains(spec.resourceGroup.lowercased()), "resourceGroup",
-                          "resource group \(spec.resourceGroup) is not allowed for this team; allowed: \(describe(policy.resourceGroups))")
+        if checkPlacement {
+            let subscriptions = policy.subscriptions.map { $0.lowercased() }
+            policyCheck.check(subscriptions.contains(spec.subscriptionId.lowercased()), "subscriptionId",
+                              "subscription \(spec.subscriptionId) is not allowed for this team; allowed: \(describe(policy.subscriptions))")
+            policyCheck.check(policy.resourceGroups.map { $0.lowercased() }.contains(spec.resourceGroup.lowercased()), "resourceGroup",
+                              "resource group \(spec.resourceGroup) is not allowed for this team; allowed: \(describe(policy.resourceGroups))")
+        }
         for (index, grant) in spec.grants.enumerated() {
             let allowed = policy.grants.contains { rule in
                 rule.role.lowercased() == grant.role.lowercased() && scope(grant.scope, isWithin: rule.scopePrefix)

@@ -55,10 +55,14 @@ public struct NewJob: Sendable, Equatable {
     public var maxAttempts: Int
     /// The API request that caused it.
     public var requestId: String?
+    /// The API path of the resource it works on, such as `/v1/teams/payments/identities/orders`.
+    public var resource: String
 
     /// Creates a job request.
     public init(kind: String, team: String?, resourceType: String, resourceName: String, serialKey: String,
-                dedupeKey: String? = nil, payload: JSONValue = .object([:]), maxAttempts: Int = 10, requestId: String? = nil) {
+                dedupeKey: String? = nil, payload: JSONValue = .object([:]), maxAttempts: Int = 10, requestId: String? = nil,
+                resource: String? = nil) {
+        self.resource = resource ?? Self.resourcePath(team: team, type: resourceType, name: resourceName)
         self.kind = kind
         self.team = team
         self.resourceType = resourceType
@@ -68,6 +72,13 @@ public struct NewJob: Sendable, Equatable {
         self.payload = payload
         self.maxAttempts = maxAttempts
         self.requestId = requestId
+    }
+}
+
+extension NewJob {
+    /// A resource's name when the caller gives no API path: `<type>/<name>`.
+    public static func resourcePath(team: String?, type: String, name: String) -> String {
+        "\(type)/\(name)"
     }
 }
 
@@ -90,11 +101,18 @@ public struct Job: Sendable, Equatable {
     public var requestId: String?
     public var createdAt: Date
     public var updatedAt: Date
+    /// The API path of the resource it works on.
+    public var resource: String
+    /// When it succeeded or failed for good.
+    public var finishedAt: Date?
 
     /// Creates a stored job.
     public init(id: UUID, kind: String, team: String?, resourceType: String, resourceName: String, serialKey: String,
                 dedupeKey: String?, payload: JSONValue, state: JobState, attempts: Int, maxAttempts: Int, runAt: Date,
-                lastError: String?, steps: [JobStep], requestId: String?, createdAt: Date, updatedAt: Date) {
+                lastError: String?, steps: [JobStep], requestId: String?, createdAt: Date, updatedAt: Date,
+                resource: String = "", finishedAt: Date? = nil) {
+        self.resource = resource
+        self.finishedAt = finishedAt
         self.id = id
         self.kind = kind
         self.team = team
@@ -135,6 +153,50 @@ public protocol JobQueue: Sendable {
     func waitForWork(after count: Int, timeout: Duration) async
     /// Receives the queue's notifications until cancelled (they wake `waitForWork`).
     func listen(logger: Logger) async
+    /// Queued jobs by kind and the age of the oldest due one, for the metrics.
+    func stats() async throws -> JobQueueStats
+}
+
+/// The queue's backlog.
+public struct JobQueueStats: Sendable, Equatable {
+    /// Queued jobs (due or not) by kind.
+    public var queuedByKind: [String: Int]
+    /// Seconds the oldest due queued job has waited past its run time (0 when none).
+    public var oldestDueAgeSeconds: Double
+
+    /// Creates stats.
+    public init(queuedByKind: [String: Int], oldestDueAgeSeconds: Double) {
+        self.queuedByKind = queuedByKind
+        self.oldestDueAgeSeconds = oldestDueAgeSeconds
+    }
+}
+
+/// Filters of `GET /v1/jobs`.
+public struct JobFilter: Sendable, Equatable {
+    public var team: String?
+    public var state: JobState?
+    public var kind: String?
+    /// The API path of the resource.
+    public var resource: String?
+
+    /// Creates a filter.
+    public init(team: String? = nil, state: JobState? = nil, kind: String? = nil, resource: String? = nil) {
+        self.team = team
+        self.state = state
+        self.kind = kind
+        self.resource = resource
+    }
+}
+
+/// Jobs as the API reads and retries them.
+public protocol JobStore: Sendable {
+    /// Jobs matching `filter`, newest first, after the page's position (`[microseconds since 1970 of createdAt, id]`).
+    func jobs(_ filter: JobFilter, page: PageRequest) async throws -> [Job]
+    /// One job.
+    func job(_ id: UUID) async throws -> Job?
+    /// Queues a failed or cancelled job again with fresh attempts, puts its resource back to
+    /// `pending`, and records the audit event; nil when the job is not failed or cancelled.
+    func retryJob(_ id: UUID, audit: AuditDraft) async throws -> Job?
 }
 
 /// Backoff between attempts: exponential, jittered between half and all of it, and never shorter
@@ -145,9 +207,13 @@ public enum Backoff {
                              retryAfter: Duration? = nil,
                              random: (ClosedRange<Double>) -> Double = { Double.random(in: $0) }) -> Duration {
         let exponent = min(max(attempt - 1, 0), 20)
-        let ceiling = min(Double(cap.components.seconds), Double(base.components.seconds) * pow(2, Double(exponent)))
+        let ceiling = min(seconds(cap), seconds(base) * pow(2, Double(exponent)))
         let jittered = Duration.milliseconds(Int64(random(0.5...1.0) * ceiling * 1000))
         guard let retryAfter else { return jittered }
         return max(jittered, retryAfter)
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }

@@ -9,16 +9,21 @@ import Prometheus
 public struct APIHandler: APIProtocol {
     let teams: TeamService
     let tokens: TokenService
+    let identities: IdentityService
+    let jobs: JobService
     let readiness: any ReadinessProbe
     let registry: PrometheusCollectorRegistry
     let openAPIDocument: String
 
     /// Creates the handler.
     public init(
-        teams: TeamService, tokens: TokenService, readiness: any ReadinessProbe, registry: PrometheusCollectorRegistry
+        teams: TeamService, tokens: TokenService, identities: IdentityService, jobs: JobService, readiness: any ReadinessProbe,
+        registry: PrometheusCollectorRegistry
     ) {
         self.teams = teams
         self.tokens = tokens
+        self.identities = identities
+        self.jobs = jobs
         self.readiness = readiness
         self.registry = registry
         self.openAPIDocument = openAPIDocumentText
@@ -161,5 +166,95 @@ public struct APIHandler: APIProtocol {
         let context = try RequestInfo.context()
         try await tokens.deletePlatformToken(id: input.path.id, context: context)
         return .noContent(.init())
+    }
+
+    // MARK: identities
+
+    /// Headers and null keys of a single identity response.
+    func respond(_ identity: Identity, location: Bool = false) -> Components.Schemas.Identity {
+        ResponseAdjustments.setHeader(.eTag, Wire.etag(identity.generation))
+        if location { ResponseAdjustments.setHeader(.location, identity.path) }
+        for key in Wire.identityNullKeys { ResponseAdjustments.ensureKey(key) }
+        return Wire.identity(identity)
+    }
+
+    public func listIdentities(_ input: Operations.ListIdentities.Input) async throws -> Operations.ListIdentities.Output {
+        let context = try RequestInfo.context()
+        let page = try PageRequest(limit: input.query.limit, cursor: input.query.cursor)
+        let result = try await identities.list(team: input.path.team, page: page, context: context)
+        ResponseAdjustments.ensureKey("nextCursor")
+        for key in Wire.identityNullKeys { ResponseAdjustments.ensureItemKey(key) }
+        return .ok(.init(body: .json(.init(items: result.items.map(Wire.identity), nextCursor: result.nextCursor))))
+    }
+
+    public func createIdentity(_ input: Operations.CreateIdentity.Input) async throws -> Operations.CreateIdentity.Output {
+        let context = try RequestInfo.context()
+        let body = switch input.body { case .json(let body): body }
+        let identity = try await identities.create(
+            team: input.path.team, try Wire.spec(body, name: nil), deletionPolicyGiven: body.deletionPolicy != nil, context: context)
+        return .accepted(.init(body: .json(respond(identity, location: true))))
+    }
+
+    public func getIdentity(_ input: Operations.GetIdentity.Input) async throws -> Operations.GetIdentity.Output {
+        let context = try RequestInfo.context()
+        let identity = try await identities.get(team: input.path.team, name: input.path.identity, context: context)
+        return .ok(.init(body: .json(respond(identity))))
+    }
+
+    public func putIdentity(_ input: Operations.PutIdentity.Input) async throws -> Operations.PutIdentity.Output {
+        let context = try RequestInfo.context()
+        let body = switch input.body { case .json(let body): body }
+        let (identity, created, changed) = try await identities.put(
+            team: input.path.team, name: input.path.identity, try Wire.spec(body, name: body.name ?? input.path.identity),
+            deletionPolicyGiven: body.deletionPolicy != nil, ifMatch: try Wire.ifMatch(input.headers.ifMatch), context: context)
+        if changed { return .accepted(.init(body: .json(respond(identity, location: created)))) }
+        return .ok(.init(body: .json(respond(identity))))
+    }
+
+    public func updateIdentity(_ input: Operations.UpdateIdentity.Input) async throws -> Operations.UpdateIdentity.Output {
+        let context = try RequestInfo.context()
+        let body = switch input.body { case .json(let body): body }
+        let patch = IdentityPatch(tags: body.tags?.additionalProperties, grants: Wire.grants(body.grants),
+                                  deletionPolicy: body.deletionPolicy.map(Wire.deletionPolicy))
+        let (identity, changed) = try await identities.patch(
+            team: input.path.team, name: input.path.identity, patch, ifMatch: try Wire.ifMatch(input.headers.ifMatch), context: context)
+        if changed { return .accepted(.init(body: .json(respond(identity)))) }
+        return .ok(.init(body: .json(respond(identity))))
+    }
+
+    public func deleteIdentity(_ input: Operations.DeleteIdentity.Input) async throws -> Operations.DeleteIdentity.Output {
+        let context = try RequestInfo.context()
+        let identity = try await identities.delete(
+            team: input.path.team, name: input.path.identity, ifMatch: try Wire.ifMatch(input.headers.ifMatch),
+            cascade: input.query.cascade ?? false, context: context)
+        return .accepted(.init(body: .json(respond(identity))))
+    }
+
+    // MARK: jobs
+
+    public func listJobs(_ input: Operations.ListJobs.Input) async throws -> Operations.ListJobs.Output {
+        let context = try RequestInfo.context()
+        let page = try PageRequest(limit: input.query.limit, cursor: input.query.cursor)
+        let filter = JobFilter(team: input.query.team, state: input.query.state.map(Wire.jobState), kind: input.query.kind,
+                               resource: input.query.resource)
+        let result = try await jobs.list(filter, page: page, context: context)
+        ResponseAdjustments.ensureKey("nextCursor")
+        for key in Wire.jobNullKeys { ResponseAdjustments.ensureItemKey(key) }
+        return .ok(.init(body: .json(.init(items: result.items.map(Wire.job), nextCursor: result.nextCursor))))
+    }
+
+    public func getJob(_ input: Operations.GetJob.Input) async throws -> Operations.GetJob.Output {
+        let context = try RequestInfo.context()
+        let job = try await jobs.get(input.path.id, context: context)
+        for key in Wire.jobNullKeys { ResponseAdjustments.ensureKey(key) }
+        return .ok(.init(body: .json(Wire.job(job))))
+    }
+
+    public func retryJob(_ input: Operations.RetryJob.Input) async throws -> Operations.RetryJob.Output {
+        let context = try RequestInfo.context()
+        let job = try await jobs.retry(input.path.id, context: context)
+        for key in Wire.jobNullKeys { ResponseAdjustments.ensureKey(key) }
+        ResponseAdjustments.setHeader(.location, "/v1/jobs/\(job.id.uuidString.lowercased())")
+        return .accepted(.init(body: .json(Wire.job(job))))
     }
 }

@@ -12,6 +12,7 @@ public final class ResponseAdjustments: Sendable {
     struct State {
         var headers: [(HTTPField.Name, String)] = []
         var nullKeys: [String] = []
+        var itemNullKeys: [String] = []
     }
 
     let state = Mutex(State())
@@ -27,6 +28,11 @@ public final class ResponseAdjustments: Sendable {
     /// Makes sure the current JSON response has `key` at its top level, as `null` when absent.
     public static func ensureKey(_ key: String) {
         current?.state.withLock { $0.nullKeys.append(key) }
+    }
+
+    /// Makes sure every object in the current JSON response's `items` has `key`, as `null` when absent.
+    public static func ensureItemKey(_ key: String) {
+        current?.state.withLock { $0.itemNullKeys.append(key) }
     }
 }
 
@@ -44,12 +50,19 @@ public struct ResponseAdjustmentsMiddleware<Context: RequestContext>: RouterMidd
         }
         let state = adjustments.state.withLock { $0 }
         for (name, value) in state.headers { response.headers[name] = value }
-        if !state.nullKeys.isEmpty {
+        if !state.nullKeys.isEmpty || !state.itemNullKeys.isEmpty {
             let box = CollectedBody()
             try await response.body.write(CollectingWriter(box: box))
             var data = Data(box.buffer.readableBytesView)
             if var object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
                 for key in state.nullKeys where object[key] == nil { object[key] = NSNull() }
+                if !state.itemNullKeys.isEmpty, let items = object["items"] as? [[String: Any]] {
+                    object["items"] = items.map { item in
+                        var item = item
+                        for key in state.itemNullKeys where item[key] == nil { item[key] = NSNull() }
+                        return item
+                    }
+                }
                 if let patched = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) {
                     data = patched
                 }

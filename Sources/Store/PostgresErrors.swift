@@ -7,6 +7,9 @@ public enum PostgresErrors {
     static let constraintMessages: [String: (DomainError.Kind, String)] = [
         "teams_pkey": (.conflict, "A team with this name already exists."),
         "identities_team_fkey": (.conflict, "The team still owns identities; delete them first."),
+        "identities_pkey": (.conflict, "This team already has an identity with this name; choose another name, or PUT to change it."),
+        "identities_azure_key": (.conflict, "Another podid identity already uses the Azure identity with this subscription, resource group and name (Azure names ignore case); choose another name."),
+        "jobs_dedupe_queued_key": (.conflict, "A newer job for this resource is already queued; it will apply the current state."),
     ]
 
     /// The error unwrapped from a transaction wrapper.

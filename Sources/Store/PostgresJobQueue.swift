@@ -9,7 +9,7 @@ import PostgresNIO
 /// it causes commit together, and sends `NOTIFY podid_jobs` (delivered at commit). Workers claim
 /// with `FOR UPDATE SKIP LOCKED`; the partial unique index on running serial keys makes two jobs of
 /// one resource never run at once, even when two workers race for them.
-public final class PostgresJobQueue: JobQueue {
+public final class PostgresJobQueue: JobQueue, JobStore {
     /// The notification channel.
     public static let channel = "podid_jobs"
 
@@ -24,7 +24,7 @@ public final class PostgresJobQueue: JobQueue {
 
     static let columns = """
         id, kind, team, resource_type, resource_name, serial_key, dedupe_key, payload::text, state, attempts,
-        max_attempts, run_at, last_error, steps::text, request_id, created_at, updated_at
+        max_attempts, run_at, last_error, steps::text, request_id, created_at, updated_at, resource, finished_at
         """
 
     static func decode(_ row: PostgresRow) throws -> Job {
@@ -46,6 +46,8 @@ public final class PostgresJobQueue: JobQueue {
         let requestId = try cells[14].decode(String?.self)
         let createdAt = try cells[15].decode(Date.self)
         let updatedAt = try cells[16].decode(Date.self)
+        let resource = try cells[17].decode(String.self)
+        let finishedAt = try cells[18].decode(Date?.self)
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .custom { decoder in
             let text = try decoder.singleValueContainer().decode(String.self)
@@ -56,7 +58,7 @@ public final class PostgresJobQueue: JobQueue {
             dedupeKey: dedupeKey, payload: (try? JSONDecoder().decode(JSONValue.self, from: Data(payload.utf8))) ?? .object([:]),
             state: JobState(rawValue: state) ?? .queued, attempts: attempts, maxAttempts: maxAttempts, runAt: runAt,
             lastError: lastError, steps: (try? decoder.decode([JobStep].self, from: Data(steps.utf8))) ?? [],
-            requestId: requestId, createdAt: createdAt, updatedAt: updatedAt)
+            requestId: requestId, createdAt: createdAt, updatedAt: updatedAt, resource: resource, finishedAt: finishedAt)
     }
 
     static func stepsText(_ steps: [JobStep]) -> String {
@@ -69,9 +71,10 @@ public final class PostgresJobQueue: JobQueue {
     public static func enqueue(_ job: NewJob, on connection: PostgresConnection, logger: Logger) async throws -> UUID {
         let rows = try await connection.query(
             """
-            INSERT INTO jobs (id, kind, team, resource_type, resource_name, serial_key, dedupe_key, payload, max_attempts, request_id)
+            INSERT INTO jobs (id, kind, team, resource_type, resource_name, serial_key, dedupe_key, payload, max_attempts, request_id,
+                              resource)
             VALUES (\(UUID()), \(job.kind), \(job.team), \(job.resourceType), \(job.resourceName), \(job.serialKey),
-                    \(job.dedupeKey), \(job.payload.canonicalText)::jsonb, \(job.maxAttempts), \(job.requestId))
+                    \(job.dedupeKey), \(job.payload.canonicalText)::jsonb, \(job.maxAttempts), \(job.requestId), \(job.resource))
             ON CONFLICT (dedupe_key) WHERE state = 'queued' AND dedupe_key IS NOT NULL
             DO UPDATE SET payload = EXCLUDED.payload, run_at = least(jobs.run_at, now()), updated_at = now(),
                           request_id = EXCLUDED.request_id
@@ -159,20 +162,67 @@ public final class PostgresJobQueue: JobQueue {
         ).count
     }
 
-    /// Queues a failed job again with fresh attempts (`POST /v1/jobs/{id}/retry`); false when it is
-    /// not failed.
-    public func retry(_ id: UUID) async throws -> Bool {
-        let rows = try await database.rows(
-            """
-            UPDATE jobs SET state = 'queued', attempts = 0, run_at = now(), finished_at = NULL, updated_at = now()
-            WHERE id = \(id) AND state = 'failed'
-            RETURNING id
-            """)
-        if !rows.isEmpty { _ = try? await database.rows("SELECT pg_notify(\(Self.channel), '')") }
-        return !rows.isEmpty
+    public func retryJob(_ id: UUID, audit: AuditDraft) async throws -> Job? {
+        let job: Job? = try await database.transaction { connection in
+            let rows = try await connection.query(
+                """
+                UPDATE jobs SET state = 'queued', attempts = 0, run_at = now(), finished_at = NULL, updated_at = now()
+                WHERE id = \(id) AND state IN ('failed', 'cancelled')
+                RETURNING \(unescaped: Self.columns)
+                """, logger: database.logger
+            ).collect()
+            guard let row = rows.first else { return nil }
+            let job = try Self.decode(row)
+            if job.resourceType == "identity", let team = job.team {
+                // failed ──(retry)──▶ pending
+                try await connection.query(
+                    """
+                    UPDATE identities SET state = 'pending', message = 'waiting for a worker to retry job ' || \(id.uuidString.lowercased()),
+                           updated_at = now()
+                    WHERE team = \(team) AND name = \(job.resourceName) AND state = 'failed'
+                    """, logger: database.logger)
+            }
+            try await connection.insertAudit(audit, logger: database.logger)
+            try await connection.query("SELECT pg_notify(\(Self.channel), '')", logger: database.logger)
+            return job
+        }
+        return job
     }
 
-    /// One job.
+    public func jobs(_ filter: JobFilter, page: PageRequest) async throws -> [Job] {
+        let afterMicros = page.after.flatMap { Int64($0[0]) }
+        let afterId = page.after.flatMap { UUID(uuidString: $0[1]) }
+        return try await database.rows(
+            """
+            SELECT \(unescaped: Self.columns) FROM jobs
+            WHERE (\(filter.team)::text IS NULL OR team = \(filter.team))
+              AND (\(filter.state?.rawValue)::text IS NULL OR state = \(filter.state?.rawValue))
+              AND (\(filter.kind)::text IS NULL OR kind = \(filter.kind))
+              AND (\(filter.resource)::text IS NULL OR resource = \(filter.resource))
+              AND (\(afterMicros)::bigint IS NULL
+                   OR (created_at, id) < (timestamptz 'epoch' + \(afterMicros)::bigint * interval '1 microsecond', \(afterId)::uuid))
+            ORDER BY created_at DESC, id DESC
+            LIMIT \(page.limit)
+            """
+        ).map(Self.decode)
+    }
+
+    public func stats() async throws -> JobQueueStats {
+        let rows = try await database.rows(
+            """
+            SELECT kind, count(*)::int, coalesce(extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now())), 0)::float8
+            FROM jobs WHERE state = 'queued' GROUP BY kind
+            """)
+        var byKind: [String: Int] = [:]
+        var oldest = 0.0
+        for row in rows {
+            let (kind, count, age) = try row.decode((String, Int, Double).self)
+            byKind[kind] = count
+            oldest = max(oldest, age)
+        }
+        return JobQueueStats(queuedByKind: byKind, oldestDueAgeSeconds: oldest)
+    }
+
     public func job(_ id: UUID) async throws -> Job? {
         try await database.rows("SELECT \(unescaped: Self.columns) FROM jobs WHERE id = \(id)").first.map(Self.decode)
     }

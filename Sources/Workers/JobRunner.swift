@@ -29,6 +29,13 @@ public protocol JobHandler: Sendable {
     /// Does the work; a thrown `UpstreamError` that is retryable (or any error that is not an
     /// `UpstreamError` or `DomainError`) retries with backoff, anything else fails the job.
     func run(_ job: Job, progress: JobProgress) async throws
+    /// Called after an attempt failed with `message`; `final` when the job will not run again
+    /// (so the resource can show `failed`), otherwise it is queued for `retryAt`.
+    func attemptFailed(_ job: Job, message: String, final: Bool, retryAt: Date?) async
+}
+
+extension JobHandler {
+    public func attemptFailed(_ job: Job, message: String, final: Bool, retryAt: Date?) async {}
 }
 
 /// The workers: claim jobs, run their handlers with a heartbeat on the lease, and record the
@@ -69,6 +76,7 @@ public struct JobRunner: Service {
         await withDiscardingTaskGroup { group in
             group.addTask { await queue.listen(logger: logger) }
             group.addTask { await reclaimLoop() }
+            group.addTask { await statsLoop() }
             for index in 0..<workers {
                 group.addTask { await workLoop(worker: "\(name)/\(index)") }
             }
@@ -87,6 +95,21 @@ public struct JobRunner: Service {
                 logger.warning("reclaiming expired leases failed", metadata: ["error": "\(error)"])
             }
             try? await Task.sleep(for: lease / 2)
+        }
+    }
+
+    /// Publishes the backlog: queued jobs by kind and the oldest due job's wait.
+    func statsLoop() async {
+        var seen = Set(handlers.keys)
+        while !Task.isCancelled {
+            if let stats = try? await queue.stats() {
+                seen.formUnion(stats.queuedByKind.keys)
+                for kind in seen {
+                    Gauge(label: "podid_jobs_queued", dimensions: [("kind", kind)]).record(stats.queuedByKind[kind] ?? 0)
+                }
+                Gauge(label: "podid_jobs_oldest_queued_age_seconds").record(stats.oldestDueAgeSeconds)
+            }
+            try? await Task.sleep(for: .seconds(5))
         }
     }
 
@@ -138,7 +161,16 @@ public struct JobRunner: Service {
             logger.info("job succeeded", metadata: ["attempt": "\(job.attempts)"])
         } catch {
             let (retryAt, message) = Self.retryPlan(error, attempt: job.attempts)
-            let state = (try? await queue.fail(job.id, worker: worker, error: message, steps: await progress.recorded, retryAt: retryAt)) ?? .failed
+            let state: JobState
+            do {
+                state = try await queue.fail(job.id, worker: worker, error: message, steps: await progress.recorded, retryAt: retryAt)
+            } catch {
+                // The outcome could not be recorded (the database is away): the lease expires and
+                // the job runs again, so nothing is lost.
+                logger.warning("recording a failed attempt failed", metadata: ["error": "\(error)", "job_error": "\(message)"])
+                return
+            }
+            await handlers[job.kind]?.attemptFailed(job, message: message, final: state == .failed, retryAt: state == .failed ? nil : retryAt)
             if state == .failed {
                 Counter(label: "podid_jobs_failed_total", dimensions: [("kind", job.kind)]).increment()
                 logger.error("job failed", metadata: ["error": "\(message)", "attempt": "\(job.attempts)"])
@@ -159,6 +191,10 @@ public struct JobRunner: Service {
             guard upstream.retryable else { return (nil, upstream.description) }
             let delay = Backoff.delay(attempt: attempt, retryAfter: upstream.retryAfter)
             return (now.addingTimeInterval(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18), upstream.description)
+        case let domain as DomainError where domain.kind == .unavailable:
+            // The database is restarting or busy: try again.
+            let delay = Backoff.delay(attempt: attempt)
+            return (now.addingTimeInterval(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18), domain.detail)
         case let domain as DomainError:
             // Domain errors are decisions (a conflict, a policy), not accidents: retrying will not help.
             return (nil, domain.detail)

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Metrics
 import Prometheus
+import ServiceLifecycle
 
 /// The podid binary: the server, its one-shot commands, and the local development environment.
 @main
@@ -15,7 +16,7 @@ struct Podid: AsyncParsableCommand {
             Configuration comes from PODID_* environment variables (see docs/configuration.md).
             Start here: `make run` (podid dev) serves the API with a private PostgreSQL.
             """,
-        subcommands: [Serve.self, Migrate.self, Dev.self, Sim.self, LocalPostgresCommand.self])
+        subcommands: [Serve.self, Worker.self, Migrate.self, Dev.self, Sim.self, LocalPostgresCommand.self])
 }
 
 /// Reads the configuration and bootstraps logging and metrics once, for every command.
@@ -45,11 +46,11 @@ enum Bootstrap {
 }
 
 
-/// `podid serve`: the API (and, with later issues, the workers). Refuses to start while migrations
+/// `podid serve`: the API and PODID_WORKERS background workers. Refuses to start while migrations
 /// are pending.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Serve the HTTP API (needs PODID_DATABASE_URL and current migrations).")
+        abstract: "Serve the HTTP API and run PODID_WORKERS job workers (needs PODID_DATABASE_URL and current migrations).")
 
     func run() async throws {
         let (config, logger, registry) = try Bootstrap.configure()
@@ -66,6 +67,35 @@ struct Serve: AsyncParsableCommand {
             logger.info("podid listening", metadata: ["address": "\(config.httpHost):\(port)"])
         }
         try await app.runService()
+    }
+}
+
+/// `podid worker`: job workers only (PODID_WORKERS of them, at least one), for running the API and
+/// the workers as separate deployments. SIGTERM lets running jobs finish.
+struct Worker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run background job workers without the HTTP API (needs PODID_DATABASE_URL and current migrations).")
+
+    func run() async throws {
+        let (config, logger, _) = try Bootstrap.configure()
+        do {
+            try await PodidApplication.verifyMigrations(url: try config.requireDatabaseURL(), logger: logger)
+        } catch let error as ConfigError {
+            throw ValidationError("invalid configuration: \(error)")
+        } catch {
+            logger.critical("not starting: \(error)")
+            throw ExitCode(2)
+        }
+        let services: [any Service]
+        do {
+            services = try PodidApplication.workerServices(config: config, logger: logger)
+        } catch {
+            throw ValidationError("invalid configuration: \(error)")
+        }
+        logger.info("podid workers running", metadata: ["workers": "\(max(config.workers, 1))"])
+        let group = ServiceGroup(configuration: .init(
+            services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
 }
 

@@ -122,8 +122,10 @@ struct JobQueueTests {
             #expect(failed.lastError == "still throttled")
             #expect(failed.attempts == 2)
 
-            #expect(try await queue.retry(id))
-            #expect(try await queue.retry(id) == false, "only failed jobs are retried")
+            let audit = AuditDraft(actor: "admin", actorTeam: nil, action: "job.retried", outcome: .success, team: nil,
+                                   resourceType: "job", resourceName: id.uuidString, requestId: nil)
+            #expect(try await queue.retryJob(id, audit: audit)?.state == .queued)
+            #expect(try await queue.retryJob(id, audit: audit) == nil, "only failed jobs are retried")
             let again = try #require(try await queue.claim(worker: "w", lease: .seconds(30)))
             #expect(again.attempts == 1)
             #expect(try await queue.fail(id, worker: "w", error: "forbidden", steps: [], retryAt: nil) == .failed, "permanent errors fail at once")

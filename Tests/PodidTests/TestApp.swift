@@ -22,6 +22,8 @@ func withTestApp<R: Sendable>(
     config.migrationDatabaseURL = database.ownerURLText
     config.adminToken = testAdminToken
     config.httpPort = 0
+    // No workers: these tests talk to no Azure (tests with workers point them at the simulator).
+    config.workers = 0
     let app = try PodidApplication.build(
         config: config, registry: PrometheusCollectorRegistry(), logger: Logger(label: "podid.test"))
     do {

@@ -1,0 +1,343 @@
+import Core
+import Foundation
+import Logging
+
+/// The identity jobs: provision, adopt, update and delete. Each works from the identity's current
+/// row (so a coalesced burst of changes is one run), each step is idempotent (a job whose worker
+/// died runs again from the top and skips what is done), and each external effect is written to
+/// the audit log with Azure's request id, in the same transaction as what it changed in the row.
+public struct IdentityWorkflow: JobHandler {
+    let store: any IdentityStore
+    let azure: any AzureGateway
+    let logger: Logger
+    /// How long a role assignment may wait for a new identity's principal to replicate
+    /// (`PrincipalNotFound`) before the job is retried with backoff.
+    let principalPatience: Duration
+    /// How many times one call is retried in place after throttling or a 5xx, honouring
+    /// `Retry-After`, before the whole job is retried with backoff.
+    let callRetries: Int
+    /// The longest in-place wait; a longer `Retry-After` retries the job instead.
+    let maxInPlaceWait: Duration
+
+    /// Creates the workflow.
+    public init(store: any IdentityStore, azure: any AzureGateway, logger: Logger, principalPatience: Duration = .seconds(120),
+                callRetries: Int = 4, maxInPlaceWait: Duration = .seconds(30)) {
+        self.store = store
+        self.azure = azure
+        self.logger = logger
+        self.principalPatience = principalPatience
+        self.callRetries = callRetries
+        self.maxInPlaceWait = maxInPlaceWait
+    }
+
+    public func run(_ job: Job, progress: JobProgress) async throws {
+        guard let team = job.payload.at("team")?.stringValue, let name = job.payload.at("identity")?.stringValue else {
+            throw DomainError(.validation, "job \(job.id) has no team and identity in its payload")
+        }
+        guard let identity = try await store.identity(team: team, name: name) else {
+            await progress.record(JobStep(name: "identity.read", outcome: "skipped", details: ["reason": "the identity no longer exists"]))
+            return
+        }
+        if identity.state == .deleting {
+            try await delete(identity, job: job, progress: progress)
+        } else if job.kind == IdentityJobs.delete {
+            await progress.record(JobStep(name: "identity.read", outcome: "skipped", details: ["reason": "the identity is not being deleted"]))
+        } else {
+            try await reconcile(identity, job: job, progress: progress)
+        }
+    }
+
+    public func attemptFailed(_ job: Job, message: String, final: Bool, retryAt: Date?) async {
+        guard let team = job.payload.at("team")?.stringValue, let name = job.payload.at("identity")?.stringValue else { return }
+        let update: IdentityStatusUpdate
+        var audit: [AuditDraft] = []
+        if final {
+            update = IdentityStatusUpdate(state: .failed, message: "job \(job.id.uuidString.lowercased()) failed; fix the cause, then POST /v1/jobs/\(job.id.uuidString.lowercased())/retry",
+                                          lastError: .some(message))
+            audit.append(event("identity.failed", outcome: .failure, team: team, name: name, job: job,
+                               details: ["error": .string(message), "attempts": .number(Double(job.attempts))]))
+        } else {
+            update = IdentityStatusUpdate(
+                message: "attempt \(job.attempts) of \(job.maxAttempts) failed; retrying\(retryAt.map { " at \(Timestamp.format($0))" } ?? "")",
+                lastError: .some(message))
+        }
+        do {
+            try await store.updateStatus(team: team, name: name, update, audit: audit)
+        } catch {
+            logger.warning("recording an identity job failure failed", metadata: ["error": "\(error)", "identity": "\(team)/\(name)"])
+        }
+    }
+
+    // MARK: provision, adopt, update
+
+    func reconcile(_ start: Identity, job: Job, progress: JobProgress) async throws {
+        var identity = start
+        let generation = identity.generation
+        let team = identity.team
+        let name = identity.name
+        guard let working = try await store.updateStatus(
+            team: team, name: name,
+            IdentityStatusUpdate(state: .provisioning, message: "applying generation \(generation) (job \(job.id.uuidString.lowercased()), attempt \(job.attempts))"),
+            audit: [])
+        else { return }
+        identity = working
+        let ref = identity.azureRef
+        let existing = try await call { try await azure.identity(ref) }
+        await progress.record(JobStep(name: "azure.identity.get", outcome: "succeeded",
+                                      details: ["exists": existing == nil ? "false" : "true", "resourceId": ref.resourceId]))
+
+        let adopting = identity.resourceId == nil && identity.adoptResourceId != nil
+        var adoptedTags: [String: String]?
+        var adoptedLocation: String?
+        if adopting {
+            guard let found = existing else {
+                throw DomainError(.validation, "There is no Azure identity at \(identity.adoptResourceId ?? ref.resourceId) to adopt; check the resourceId (subscription, resource group and name).")
+            }
+            if !identity.adoptedByAdmin {
+                let tagged = IdentityOwnership.team(in: found.tags)
+                guard tagged == team else {
+                    let state = tagged.map { "is tagged podid-team=\($0)" } ?? "carries no podid tags"
+                    throw DomainError(.forbidden, "The Azure identity \(found.resourceId) \(state), so team '\(team)' cannot adopt it: a team adopts only identities whose podid-team tag names it. Ask a podid admin to adopt it for the team.")
+                }
+            }
+            let location = IdentityRules.normalizedLocation(found.location)
+            if !identity.location.isEmpty && location != identity.location {
+                throw DomainError(.validation, "The Azure identity \(found.resourceId) is in \(location), not \(identity.location); leave location out or set it to \(location).")
+            }
+            // Nothing the identity carried is lost: its own tags stay, the team's win on conflicts.
+            let kept = found.tags.filter { !$0.key.lowercased().hasPrefix(IdentityRules.reservedTagPrefix) }
+            adoptedTags = kept.merging(identity.tags) { _, requested in requested }
+            adoptedLocation = location
+            identity.tags = adoptedTags ?? identity.tags
+            identity.location = location
+        } else if let found = existing, identity.resourceId == nil,
+                  !IdentityOwnership.isOwned(found.tags, team: team, identity: name) {
+            throw DomainError(.conflict, "An Azure identity named \(name) already exists in resource group \(identity.resourceGroup) and podid did not create it for team '\(team)' (its podid tags: \(Self.describeOwnership(found.tags))). Choose another name, or adopt it by giving its resourceId.")
+        } else if existing == nil, let resourceId = identity.resourceId {
+            throw DomainError(.conflict, "The Azure identity \(resourceId) no longer exists: it was deleted outside podid. podid does not recreate it, because its clientId and principalId would change; delete this identity in podid and create it again.")
+        }
+
+        // The identity itself, with the team's tags and podid's ownership tags.
+        let desiredTags = identity.azureTags
+        let info: AzureIdentityInfo
+        var events: [AuditDraft] = []
+        if let found = existing {
+            if found.tags != desiredTags {
+                info = try await call { try await azure.updateIdentityTags(ref, tags: desiredTags) }
+                events.append(event("azure.identity.tagged", team: team, name: name, job: job, details: [
+                    "resourceId": .string(info.resourceId), "upstreamRequestId": Self.json(info.requestId),
+                    "tags": .encoding(desiredTags), "previousTags": .encoding(found.tags),
+                ]))
+                await progress.record(JobStep(name: "azure.identity.patch", outcome: "succeeded", details: Self.ids(info.requestId)))
+            } else {
+                info = found
+            }
+        } else {
+            info = try await call { try await azure.createOrUpdateIdentity(ref, location: identity.location, tags: desiredTags) }
+            events.append(event("azure.identity.created", team: team, name: name, job: job, details: [
+                "resourceId": .string(info.resourceId), "clientId": .string(info.clientId), "principalId": .string(info.principalId),
+                "location": .string(identity.location), "upstreamRequestId": Self.json(info.requestId),
+            ]))
+            await progress.record(JobStep(name: "azure.identity.put", outcome: "succeeded", details: Self.ids(info.requestId)))
+        }
+        if adopting {
+            events.append(event("identity.adopted", team: team, name: name, job: job, details: [
+                "resourceId": .string(info.resourceId), "clientId": .string(info.clientId), "byAdmin": .bool(identity.adoptedByAdmin),
+            ]))
+        }
+        guard let stored = try await store.updateStatus(
+            team: team, name: name,
+            IdentityStatusUpdate(message: "identity in Azure; applying \(identity.grants.count) grant(s)", azure: info,
+                                 tags: adoptedTags, location: adoptedLocation),
+            audit: events)
+        else { return }
+        identity = stored
+
+        try await applyGrants(&identity, principalId: info.principalId, job: job, progress: progress)
+
+        try await store.updateStatus(
+            team: team, name: name,
+            IdentityStatusUpdate(message: "ready: the identity exists in Azure with \(identity.assignments.count) role assignment(s)",
+                                 lastError: .some(nil), observedGeneration: generation),
+            audit: [event("identity.ready", team: team, name: name, job: job, details: [
+                "generation": .number(Double(generation)), "resourceId": .string(info.resourceId), "clientId": .string(info.clientId),
+            ])])
+    }
+
+    /// Brings the role assignments in line with the grants: drops recorded ones that vanished from
+    /// Azure, deletes the ones no longer granted, creates the missing ones.
+    func applyGrants(_ identity: inout Identity, principalId: String, job: Job, progress: JobProgress) async throws {
+        let team = identity.team
+        let name = identity.name
+        var recorded = identity.assignments
+        for record in recorded {
+            if try await call({ try await azure.roleAssignment(id: record.assignmentId) }) == nil {
+                recorded.removeAll { $0 == record }
+                try await store.updateStatus(team: team, name: name, IdentityStatusUpdate(assignments: recorded), audit: [
+                    event("azure.roleassignment.missing", outcome: .failure, team: team, name: name, job: job, details: [
+                        "assignmentId": .string(record.assignmentId), "role": .string(record.role), "scope": .string(record.scope),
+                        "note": "removed outside podid; podid creates it again if it is still granted",
+                    ]),
+                ])
+            }
+        }
+        for record in recorded where !identity.grants.contains(where: record.implements) {
+            var details: [String: JSONValue] = [
+                "assignmentId": .string(record.assignmentId), "role": .string(record.role), "scope": .string(record.scope),
+            ]
+            var action = "azure.roleassignment.released"
+            if record.owned {
+                let outcome = try await call { try await azure.deleteRoleAssignment(id: record.assignmentId) }
+                details["upstreamRequestId"] = Self.json(outcome.requestId)
+                action = "azure.roleassignment.deleted"
+                await progress.record(JobStep(name: "azure.roleAssignment.delete", outcome: "succeeded", details: Self.ids(outcome.requestId)))
+            }
+            recorded.removeAll { $0 == record }
+            try await store.updateStatus(team: team, name: name, IdentityStatusUpdate(assignments: recorded),
+                                         audit: [event(action, team: team, name: name, job: job, details: details)])
+        }
+        for grant in identity.grants where !recorded.contains(where: { $0.implements(grant) }) {
+            let roleDefinitionId = try await call { try await azure.roleDefinitionId(roleName: grant.role, scope: grant.scope) }
+            let assignment = try await assign(scope: grant.scope, roleDefinitionId: roleDefinitionId, principalId: principalId, progress: progress)
+            let owned = RoleAssignmentNaming.isPodids(assignment)
+            let record = RecordedAssignment(role: grant.role, scope: grant.scope, roleDefinitionId: roleDefinitionId,
+                                            assignmentId: assignment.id, owned: owned)
+            recorded.append(record)
+            try await store.updateStatus(team: team, name: name, IdentityStatusUpdate(assignments: recorded), audit: [
+                event(owned ? "azure.roleassignment.created" : "azure.roleassignment.found", team: team, name: name, job: job, details: [
+                    "assignmentId": .string(assignment.id), "role": .string(grant.role), "scope": .string(grant.scope),
+                    "roleDefinitionId": .string(roleDefinitionId), "principalId": .string(principalId),
+                    "upstreamRequestId": Self.json(assignment.requestId),
+                ]),
+            ])
+            await progress.record(JobStep(name: "azure.roleAssignment.put", outcome: "succeeded",
+                                          details: Self.ids(assignment.requestId).merging(["role": grant.role, "scope": grant.scope]) { a, _ in a }))
+        }
+        identity.assignments = recorded
+    }
+
+    /// A role assignment, waiting while Azure has not yet replicated a new principal.
+    func assign(scope: String, roleDefinitionId: String, principalId: String, progress: JobProgress) async throws -> RoleAssignmentInfo {
+        let deadline = ContinuousClock.now + principalPatience
+        var wait = Duration.seconds(1)
+        while true {
+            do {
+                return try await call { try await azure.assignRole(scope: scope, roleDefinitionId: roleDefinitionId, principalId: principalId) }
+            } catch let error as UpstreamError where error.code == "PrincipalNotFound" && ContinuousClock.now + wait < deadline {
+                await progress.record(JobStep(name: "azure.roleAssignment.put", outcome: "waiting",
+                                              details: Self.ids(error.requestId).merging(["reason": "PrincipalNotFound: the new identity has not replicated yet"]) { a, _ in a }))
+                try await Task.sleep(for: wait)
+                wait = min(wait * 2, .seconds(10))
+            }
+        }
+    }
+
+    // MARK: delete
+
+    func delete(_ identity: Identity, job: Job, progress: JobProgress) async throws {
+        let team = identity.team
+        let name = identity.name
+        let ref = identity.azureRef
+        let existing = try await call { try await azure.identity(ref) }
+        // podid touches the Azure identity only when it is podid's: provisioned or adopted by this
+        // identity, or carrying its ownership tags (a provision that stopped before recording it).
+        let ours = identity.resourceId != nil
+            || existing.map { IdentityOwnership.isOwned($0.tags, team: team, identity: name) } == true
+        var recorded = identity.assignments
+        if ours, let principalId = identity.principalId ?? existing?.principalId {
+            for record in recorded {
+                var details: [String: JSONValue] = [
+                    "assignmentId": .string(record.assignmentId), "role": .string(record.role), "scope": .string(record.scope),
+                ]
+                var action = "azure.roleassignment.released"
+                if record.owned {
+                    let outcome = try await call { try await azure.deleteRoleAssignment(id: record.assignmentId) }
+                    details["upstreamRequestId"] = Self.json(outcome.requestId)
+                    details["existed"] = .bool(outcome.existed)
+                    action = "azure.roleassignment.deleted"
+                    await progress.record(JobStep(name: "azure.roleAssignment.delete", outcome: "succeeded", details: Self.ids(outcome.requestId)))
+                }
+                recorded.removeAll { $0 == record }
+                try await store.updateStatus(team: team, name: name, IdentityStatusUpdate(assignments: recorded),
+                                             audit: [event(action, team: team, name: name, job: job, details: details)])
+            }
+            // Assignments podid made but had not recorded yet (a worker stopped between the PUT
+            // and the row update): recognised by podid's deterministic names.
+            let scopes = Set(identity.grants.map { $0.scope.lowercased() } + identity.assignments.map { $0.scope.lowercased() })
+            var swept = Set<String>()
+            for scope in scopes.sorted() {
+                let found = try await call { try await azure.roleAssignments(scope: scope, principalId: principalId) }
+                for assignment in found where assignment.principalId.lowercased() == principalId.lowercased()
+                    && RoleAssignmentNaming.isPodids(assignment) && swept.insert(assignment.id.lowercased()).inserted
+                {
+                    let outcome = try await call { try await azure.deleteRoleAssignment(id: assignment.id) }
+                    try await store.updateStatus(team: team, name: name, IdentityStatusUpdate(), audit: [
+                        event("azure.roleassignment.deleted", team: team, name: name, job: job, details: [
+                            "assignmentId": .string(assignment.id), "scope": .string(assignment.scope),
+                            "upstreamRequestId": Self.json(outcome.requestId), "note": "made by an interrupted job and not recorded",
+                        ]),
+                    ])
+                }
+            }
+        }
+        var final: [AuditDraft] = []
+        if let found = existing, ours {
+            if identity.deletionPolicy == .delete {
+                let outcome = try await call { try await azure.deleteIdentity(ref) }
+                final.append(event("azure.identity.deleted", team: team, name: name, job: job, details: [
+                    "resourceId": .string(found.resourceId), "clientId": .string(found.clientId),
+                    "upstreamRequestId": Self.json(outcome.requestId),
+                ]))
+                await progress.record(JobStep(name: "azure.identity.delete", outcome: "succeeded", details: Self.ids(outcome.requestId)))
+            } else {
+                final.append(event("azure.identity.retained", team: team, name: name, job: job, details: [
+                    "resourceId": .string(found.resourceId), "clientId": .string(found.clientId),
+                    "note": "deletionPolicy is retain: the Azure identity is kept, with its podid tags, and can be adopted again",
+                ]))
+            }
+        }
+        final.append(event("identity.removed", team: team, name: name, job: job, details: [
+            "deletionPolicy": .string(identity.deletionPolicy.rawValue), "resourceId": Self.json(identity.resourceId),
+        ], before: .encoding(identity)))
+        try await store.deleteIdentity(team: team, name: name, audit: final)
+    }
+
+    // MARK: helpers
+
+    /// Runs one Azure call, retrying it in place after throttling or a transient failure (honouring
+    /// `Retry-After`) a few times before handing the error to the job's backoff. PrincipalNotFound
+    /// is handled by `assign`.
+    func call<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            do {
+                return try await body()
+            } catch let error as UpstreamError where error.retryable && error.code != "PrincipalNotFound" && attempt < callRetries {
+                attempt += 1
+                let delay = Backoff.delay(attempt: attempt, base: .milliseconds(500), cap: maxInPlaceWait, retryAfter: error.retryAfter)
+                guard delay <= maxInPlaceWait else { throw error }
+                logger.debug("retrying an Azure call", metadata: ["error": "\(error)", "delay": "\(delay)"])
+                try await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    func event(_ action: String, outcome: AuditOutcome = .success, team: String, name: String, job: Job,
+               details: [String: JSONValue] = [:], before: JSONValue? = nil) -> AuditDraft {
+        var details = details
+        details["jobKind"] = .string(job.kind)
+        return AuditDraft(actor: "podid", actorTeam: nil, action: action, outcome: outcome, team: team, resourceType: "identity",
+                          resourceName: name, requestId: job.requestId, jobId: job.id, details: details, before: before)
+    }
+
+    static func json(_ text: String?) -> JSONValue { text.map(JSONValue.string) ?? .null }
+
+    static func ids(_ requestId: String?) -> [String: String] {
+        requestId.map { ["upstreamRequestId": $0] } ?? [:]
+    }
+
+    static func describeOwnership(_ tags: [String: String]) -> String {
+        let podid = tags.filter { $0.key.lowercased().hasPrefix(IdentityRules.reservedTagPrefix) }
+        return podid.isEmpty ? "none" : podid.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+    }
+}
