@@ -54,6 +54,8 @@ public final class AzureSimulator: Sendable {
         "Owner": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
         "User Access Administrator": "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
         "Role Based Access Control Administrator": "f58310d9-a9f6-439a-9e8d-f62e7b41a168",
+        "Storage Blob Data Reader": "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+        "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
     ]
 
     /// A simulator with state in `store`.

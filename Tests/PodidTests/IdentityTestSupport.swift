@@ -1,0 +1,124 @@
+import App
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import Logging
+import Prometheus
+import Simulators
+import Testing
+
+let devSubscription = "00000000-0000-0000-0000-000000000000"
+let devGroupScope = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/podid-dev"
+
+/// A team policy that allows the dev subscription and resource group, Reader and Storage Blob Data
+/// Reader on the resource group, and `max` identities.
+func devPolicy(max: Int = 10) -> String {
+    #"{"subscriptions":["\#(devSubscription)"],"resourceGroups":["podid-dev"],"grants":[{"role":"Reader","scopePrefix":"\#(devGroupScope)"},{"role":"Storage Blob Data Reader","scopePrefix":"\#(devGroupScope)"}],"clusters":[],"namespaces":[],"maxIdentities":\#(max)}"#
+}
+
+/// An identity body in the dev resource group.
+func identityBody(_ name: String, grants: [String] = ["Reader"], extra: String = "") -> String {
+    let grantList = grants.map { #"{"role":"\#($0)","scope":"\#(devGroupScope)"}"# }.joined(separator: ",")
+    return #"{"name":"\#(name)","subscriptionId":"\#(devSubscription)","resourceGroup":"podid-dev","location":"westeurope","grants":[\#(grantList)]\#(extra)}"#
+}
+
+/// Runs `body` against a podid app whose workers talk to in-process simulators.
+func withWorkerApp<R: Sendable>(
+    workers: Int = 4, configureAzure: @Sendable (inout AzureSimulator.Settings) -> Void = { $0.principalNotFoundSeconds = 0.5 },
+    _ body: @Sendable (any TestClientProtocol, TestDatabase, RunningSimulators) async throws -> R
+) async throws -> R {
+    try await withSimulators { sims in
+        sims.azure.configure(configureAzure)
+        let database = try await TestDatabase.make()
+        var config = PodidConfig()
+        config.databaseURL = database.runtimeURLText
+        config.migrationDatabaseURL = database.ownerURLText
+        config.adminToken = testAdminToken
+        config.httpPort = 0
+        config.workers = workers
+        config.azureARMEndpoint = sims.azureURL
+        config.azureAuthorityHost = sims.azureURL
+        config.azureIMDSEndpoint = sims.azureURL
+        config.azureTenantId = sims.simulators.seed.tenantId
+        config.azureClientId = sims.azure.clientId
+        config.azureClientSecret = sims.azure.clientSecret
+        config.azureIdentityWritesPerSecond = 50
+        var logger = Logger(label: "podid.test")
+        logger.logLevel = .critical
+        let app = try PodidApplication.build(config: config, registry: PrometheusCollectorRegistry(), logger: logger)
+        do {
+            let result = try await app.test(.router) { client in
+                try await body(client, database, sims)
+            }
+            await database.drop()
+            return result
+        } catch {
+            await database.drop()
+            throw error
+        }
+    }
+}
+
+/// Polls `condition` every 100 ms until it holds or `timeout` passes; returns whether it held.
+func eventually(timeout: Duration = .seconds(30), _ condition: @Sendable () async throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    return try await condition()
+}
+
+extension TestClientProtocol {
+    /// Waits until the identity reaches `state` (or the timeout), returning its last JSON.
+    func waitForIdentity(_ team: String, _ name: String, state: String, token: String = testAdminToken,
+                         timeout: Duration = .seconds(40)) async throws -> [String: Any] {
+        let deadline = ContinuousClock.now + timeout
+        var last: TestResponse
+        repeat {
+            last = try await call(.get, "/v1/teams/\(team)/identities/\(name)", token: token)
+            if last.json["state"] as? String == state { return last.json }
+            try await Task.sleep(for: .milliseconds(100))
+        } while ContinuousClock.now < deadline
+        Issue.record("identity \(team)/\(name) did not reach \(state): \(last.status) \(last.body)")
+        return last.json
+    }
+
+    /// Waits until the identity is gone (404).
+    func waitForIdentityGone(_ team: String, _ name: String, timeout: Duration = .seconds(40)) async throws -> Bool {
+        try await eventually(timeout: timeout) {
+            try await call(.get, "/v1/teams/\(team)/identities/\(name)", token: testAdminToken).status == .notFound
+        }
+    }
+
+    /// The jobs of one identity, newest first.
+    func jobs(of team: String, _ name: String) async throws -> [[String: Any]] {
+        let resource = "/v1/teams/\(team)/identities/\(name)".addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        return try await call(.get, "/v1/jobs?resource=\(resource)", token: testAdminToken).items
+    }
+}
+
+extension RunningSimulators {
+    /// The identities in the dev resource group, as the Azure simulator lists them.
+    func azureIdentities() async throws -> [JSON] {
+        let answer = try await send("GET", "\(azureURL)/subscriptions/\(devSubscription)/resourceGroups/podid-dev/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=2023-01-31")
+        return answer.json["value"]?.array ?? []
+    }
+
+    /// The role assignments of `principalId` at or below the subscription.
+    func roleAssignments(principalId: String) async throws -> [JSON] {
+        let filter = "principalId eq '\(principalId)'".addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        let answer = try await send("GET", "\(azureURL)/subscriptions/\(devSubscription)/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01&$filter=\(filter)")
+        return answer.json["value"]?.array ?? []
+    }
+
+    /// Creates an identity directly in Azure (outside podid) with `tags`.
+    func createAzureIdentity(_ name: String, tags: [String: String] = [:]) async throws -> JSON {
+        let tagText = tags.map { #""\#($0.key)":"\#($0.value)""# }.joined(separator: ",")
+        let answer = try await send(
+            "PUT", "\(azureURL)/subscriptions/\(devSubscription)/resourceGroups/podid-dev/providers/Microsoft.ManagedIdentity/userAssignedIdentities/\(name)?api-version=2023-01-31",
+            body: #"{"location":"westeurope","tags":{\#(tagText)}}"#)
+        #expect(answer.status == 201, "creating \(name) in the simulator: \(answer.text)")
+        return answer.json
+    }
+}
