@@ -49,12 +49,12 @@ struct Dev: AsyncParsableCommand {
         ) { azurePort, kubePort in
             await simPorts.set(azure: azurePort, kube: kubePort)
         }
-        let banner = DevBanner(config: config, tokenFile: tokenFromFile ? tokenFile : nil, local: local != nil)
+        let banner = DevBanner(config: config, tokenFile: tokenFromFile ? tokenFile : nil, local: local != nil, seed: simulators.seed)
         let simHost = config.simHost
         let app = try PodidApplication.build(config: config, registry: registry, logger: logger, services: simServices) { port in
             let (azurePort, kubePort) = await simPorts.wait()
             // Written at once, not when the buffer fills: scripts wait for this text.
-            FileHandle.standardOutput.write(Data((banner.text(port: port)
+            FileHandle.standardOutput.write(Data((banner.text(port: port, azurePort: azurePort)
                 + SimBanner.text(simulators, host: simHost, azurePort: azurePort, kubePort: kubePort)).utf8))
         }
         try await app.runService()
@@ -98,32 +98,46 @@ enum DevAdminToken {
     }
 }
 
-/// What `podid dev` prints once it listens.
+/// What `podid dev` prints once it listens: where things are, and a walk-through that works as
+/// printed (a test runs it): a team with a policy, an identity with a grant, its job, and the
+/// result in the Azure simulator.
 struct DevBanner {
     let config: PodidConfig
     let tokenFile: URL?
     let local: Bool
+    let seed: Simulators.Seed
 
-    func text(port: Int) -> String {
-        let base = "http://\(config.httpHost == "0.0.0.0" ? "127.0.0.1" : config.httpHost):\(port)"
+    func text(port: Int, azurePort: Int) -> String {
+        let host = config.httpHost == "0.0.0.0" ? "127.0.0.1" : config.httpHost
+        let base = "http://\(host):\(port)"
+        let simHost = config.simHost == "0.0.0.0" ? "127.0.0.1" : config.simHost
         let tokenLine = tokenFile.map { "export TOKEN=$(cat \($0.path))" } ?? "export TOKEN=\"$PODID_ADMIN_TOKEN\""
         let database = local
             ? "private PostgreSQL (URLs in \(config.dataDir)/postgres.env); stops with podid"
             : "PODID_DATABASE_URL"
+        let group = "/subscriptions/\(seed.subscriptionId)/resourceGroups/\(seed.resourceGroup)"
+        let policy = #"{"name":"payments","displayName":"Payments","policy":{"subscriptions":["\#(seed.subscriptionId)"],"resourceGroups":["\#(seed.resourceGroup)"],"grants":[{"role":"Reader","scopePrefix":"\#(group)"}],"maxIdentities":10}}"#
+        let identity = #"{"name":"orders-api","subscriptionId":"\#(seed.subscriptionId)","resourceGroup":"\#(seed.resourceGroup)","location":"\#(seed.location)","grants":[{"role":"Reader","scope":"\#(group)"}]}"#
         return """
 
             podid dev is running
               API       \(base)   (contract: \(base)/openapi.yaml)
               database  \(database)
+              workers   \(config.workers), creating identities in the Azure simulator
               admin     token printed below\(tokenFile.map { ", kept in \($0.path)" } ?? " (PODID_ADMIN_TOKEN)")
 
               admin token: \(config.adminToken ?? "")
 
-            Try it:
+            Try it: a team allowed to create identities in \(seed.resourceGroup) and grant Reader there, then an identity.
               \(tokenLine)
               curl -s -X POST \(base)/v1/teams -H "Authorization: Bearer $TOKEN" \\
-                -H 'Content-Type: application/json' -d '{"name":"payments","displayName":"Payments"}'
-              curl -s \(base)/v1/teams/payments -H "Authorization: Bearer $TOKEN"
+                -H 'Content-Type: application/json' -d '\(policy)'
+              curl -s -X POST \(base)/v1/teams/payments/identities -H "Authorization: Bearer $TOKEN" \\
+                -H 'Content-Type: application/json' -d '\(identity)'
+              sleep 5   # a job creates it in Azure: state pending -> provisioning -> ready (GET again until ready)
+              curl -s \(base)/v1/teams/payments/identities/orders-api -H "Authorization: Bearer $TOKEN"
+              curl -s '\(base)/v1/jobs?team=payments' -H "Authorization: Bearer $TOKEN"
+              curl -s 'http://\(simHost):\(azurePort)\(group)/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=2023-01-31' -H 'Authorization: Bearer dev'
 
             Ctrl-C stops podid\(local ? " and its PostgreSQL" : "").
 

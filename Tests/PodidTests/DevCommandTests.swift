@@ -155,6 +155,73 @@ struct DevCommandTests {
         #expect(!FileManager.default.fileExists(atPath: cluster + "/data/postmaster.pid"))
     }
 
+    /// The "Try it" lines of the banner as one shell script (continuation lines joined).
+    static func walkThrough(_ banner: String) -> String {
+        guard let start = banner.range(of: "Try it:") else { return "" }
+        let lines = banner[start.upperBound...].split(separator: "\n", omittingEmptySubsequences: false).dropFirst()
+        return lines.prefix { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+            .map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: "\n")
+    }
+
+    @Test("make run's identity walk-through works as printed: pending to ready, in the Azure simulator, every step audited; deleted from both")
+    func identityWalkThrough() async throws {
+        let dataDir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("podid-dev-test-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: dataDir) }
+        let port = try Self.freePort()
+        let base = "http://127.0.0.1:\(port)"
+        let dev = try DevProcess.start(dataDir: dataDir, port: port)
+        try await dev.waitUntilRunning()
+        let cluster = try String(contentsOf: dataDir.appendingPathComponent("postgres-location"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        defer { try? FileManager.default.removeItem(atPath: cluster) }
+        let script = Self.walkThrough(dev.text)
+        #expect(script.contains("/v1/teams/payments/identities"), "\(dev.text)")
+
+        let (status, output) = try await runProgram("/bin/sh", ["-e", "-c", script], environment: ["PATH": "/usr/bin:/bin"],
+                                                    timeout: .seconds(60))
+        #expect(status == 0, "\(output)")
+        #expect(output.contains(#""state":"pending""#), "the POST answers pending: \(output)")
+        #expect(output.contains(#""kind":"identity.provision""#), "the jobs list shows the job: \(output)")
+        let token = try String(contentsOf: dataDir.appendingPathComponent("admin-token"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        var identity: [String: Any] = [:]
+        let deadline = ContinuousClock.now + .seconds(60)
+        repeat {
+            let answer = try await Self.request("GET", "\(base)/v1/teams/payments/identities/orders-api", token: token)
+            identity = (try? JSONSerialization.jsonObject(with: Data(answer.1.utf8))) as? [String: Any] ?? [:]
+            if identity["state"] as? String == "ready" { break }
+            try await Task.sleep(for: .milliseconds(200))
+        } while ContinuousClock.now < deadline
+        #expect(identity["state"] as? String == "ready", "\(identity)")
+        #expect(identity["clientId"] is String && identity["resourceId"] is String)
+        let simAzure = try #require(dev.text.split(separator: "\n").first { $0.contains("Azure       http://") }?
+            .split(separator: " ").first { $0.hasPrefix("http://") }.map(String.init))
+        let listURL = "\(simAzure)/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/podid-dev/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=2023-01-31"
+        #expect(try await Self.request("GET", listURL, token: "dev").1.contains("orders-api"))
+
+        let env = try String(contentsOf: dataDir.appendingPathComponent("postgres.env"), encoding: .utf8)
+        let ownerURL = try #require(env.split(separator: "\n").first { $0.hasPrefix("PODID_MIGRATION_DATABASE_URL=") }?
+            .dropFirst("PODID_MIGRATION_DATABASE_URL=".count))
+        func actions() async throws -> [String] {
+            try await PodidApplication.withClient(try DatabaseURL(String(ownerURL)), logger: Logger(label: "t")) { client in
+                try await client.query("SELECT action FROM audit_events WHERE resource_type = 'identity' ORDER BY id", logger: Logger(label: "t"))
+                    .collect().map { try $0.decode(String.self) }
+            }
+        }
+        #expect(try await actions() == ["identity.created", "azure.identity.created", "azure.roleassignment.created", "identity.ready"])
+
+        #expect(try await Self.request("DELETE", "\(base)/v1/teams/payments/identities/orders-api", token: token).0 == 202)
+        var gone = false
+        for _ in 0..<300 where !gone {
+            gone = try await Self.request("GET", "\(base)/v1/teams/payments/identities/orders-api", token: token).0 == 404
+            if !gone { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        #expect(gone)
+        #expect(try await !Self.request("GET", listURL, token: "dev").1.contains("orders-api"), "gone from Azure too")
+        #expect(try await actions().suffix(4) == ["identity.deleted", "azure.roleassignment.deleted", "azure.identity.deleted", "identity.removed"])
+        #expect(try await dev.interrupt() == 0)
+    }
+
     @Test("serve refuses to start while migrations are pending, saying which")
     func serveRefusesPendingMigrations() async throws {
         let database = try await TestDatabase.makeEmpty()

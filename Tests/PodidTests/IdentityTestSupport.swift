@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import Logging
+import Metrics
 import Prometheus
 import Simulators
 import Testing
@@ -24,7 +25,7 @@ func identityBody(_ name: String, grants: [String] = ["Reader"], extra: String =
 
 /// Runs `body` against a podid app whose workers talk to in-process simulators.
 func withWorkerApp<R: Sendable>(
-    workers: Int = 4, configureAzure: @Sendable (inout AzureSimulator.Settings) -> Void = { $0.principalNotFoundSeconds = 0.5 },
+    workers: Int = 4, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), configureAzure: @Sendable (inout AzureSimulator.Settings) -> Void = { $0.principalNotFoundSeconds = 0.5 },
     _ body: @Sendable (any TestClientProtocol, TestDatabase, RunningSimulators) async throws -> R
 ) async throws -> R {
     try await withSimulators { sims in
@@ -45,7 +46,7 @@ func withWorkerApp<R: Sendable>(
         config.azureIdentityWritesPerSecond = 50
         var logger = Logger(label: "podid.test")
         logger.logLevel = .critical
-        let app = try PodidApplication.build(config: config, registry: PrometheusCollectorRegistry(), logger: logger)
+        let app = try PodidApplication.build(config: config, registry: registry, logger: logger)
         do {
             let result = try await app.test(.router) { client in
                 try await body(client, database, sims)
@@ -121,4 +122,14 @@ extension RunningSimulators {
         #expect(answer.status == 201, "creating \(name) in the simulator: \(answer.text)")
         return answer.json
     }
+}
+
+/// The registry swift-metrics reports to in this test process (as `main` sets it up in podid), for
+/// tests of the job and Azure metrics. Other tests' counters land here too: assert on labels.
+enum ProcessMetrics {
+    static let registry: PrometheusCollectorRegistry = {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }()
 }

@@ -222,6 +222,27 @@ struct IdentityWorkflowTests {
     }
 }
 
+extension IdentityWorkflowTests {
+    @Test("metrics: jobs by kind and outcome, queue depth and age, Azure requests by operation and status")
+    func metrics() async throws {
+        try await withWorkerApp(registry: ProcessMetrics.registry) { client, _, _ in
+            try await client.createTeam("payments", policy: devPolicy())
+            _ = try await client.call(.post, "/v1/teams/payments/identities", token: testAdminToken, json: identityBody("measured"))
+            _ = try await client.waitForIdentity("payments", "measured", state: "ready")
+            // The queue gauges are refreshed every 5 seconds.
+            #expect(try await eventually(timeout: .seconds(15)) {
+                let text = try await client.call(.get, "/metrics").body
+                return text.contains(#"podid_jobs_claimed_total{kind="identity.provision"}"#)
+                    && text.contains(#"podid_jobs_succeeded_total{kind="identity.provision"}"#)
+                    && text.contains(#"podid_jobs_queued{kind="identity.provision"}"#)
+                    && text.contains("podid_jobs_oldest_queued_age_seconds")
+                    && text.contains(#"podid_azure_requests_total{operation="identity.put",status="201"}"#)
+                    && text.contains(#"podid_azure_requests_total{operation="roleAssignment.put",status="201"}"#)
+            })
+        }
+    }
+}
+
 /// Seconds since 1970 of a simulator timestamp.
 func simTime(_ text: String) -> Double? {
     (try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)))?.timeIntervalSince1970
