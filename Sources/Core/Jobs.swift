@@ -137,8 +137,9 @@ public struct Job: Sendable, Equatable {
 public protocol JobQueue: Sendable {
     /// Claims the oldest due job whose serial key has no running job, leasing it to `worker`.
     func claim(worker: String, lease: Duration) async throws -> Job?
-    /// Extends a lease; false when the worker no longer holds it.
-    func heartbeat(_ id: UUID, worker: String, lease: Duration) async throws -> Bool
+    /// Extends a lease and saves the steps so far (so the jobs API shows a running job's
+    /// progress); false when the worker no longer holds the lease.
+    func heartbeat(_ id: UUID, worker: String, lease: Duration, steps: [JobStep]) async throws -> Bool
     /// Marks a job succeeded with the steps it took.
     func complete(_ id: UUID, worker: String, steps: [JobStep]) async throws
     /// Records a failed attempt: queued again at `retryAt`, or `failed` when `retryAt` is nil or the

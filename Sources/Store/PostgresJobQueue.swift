@@ -112,10 +112,11 @@ public final class PostgresJobQueue: JobQueue, JobStore {
         return nil
     }
 
-    public func heartbeat(_ id: UUID, worker: String, lease: Duration) async throws -> Bool {
+    public func heartbeat(_ id: UUID, worker: String, lease: Duration, steps: [JobStep]) async throws -> Bool {
         try await !database.rows(
             """
-            UPDATE jobs SET lease_expires_at = now() + \(Self.seconds(lease)) * interval '1 second', updated_at = now()
+            UPDATE jobs SET lease_expires_at = now() + \(Self.seconds(lease)) * interval '1 second', updated_at = now(),
+                   steps = \(Self.stepsText(steps))::jsonb
             WHERE id = \(id) AND state = 'running' AND lease_owner = \(worker)
             RETURNING id
             """

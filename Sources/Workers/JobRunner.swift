@@ -140,11 +140,14 @@ public struct JobRunner: Service {
         Counter(label: "podid_jobs_claimed_total", dimensions: [("kind", job.kind)]).increment()
         let started = ContinuousClock.now
         let progress = JobProgress()
+        // The heartbeat also saves the steps so far, at least every two seconds, so that a running
+        // job shows its progress.
+        let beat = min(lease / 3, .seconds(2))
         let heartbeat = Task {
             while !Task.isCancelled {
-                try? await Task.sleep(for: lease / 3)
+                try? await Task.sleep(for: beat)
                 if Task.isCancelled { return }
-                if (try? await queue.heartbeat(job.id, worker: worker, lease: lease)) == false {
+                if (try? await queue.heartbeat(job.id, worker: worker, lease: lease, steps: await progress.recorded)) == false {
                     logger.warning("lost the lease of a running job")
                     return
                 }

@@ -56,6 +56,13 @@ struct WorkerCrashTests {
                 }
                 return provisioned == names.count
             }
+            // A running job shows its progress (saved with the lease's heartbeat).
+            #expect(try await eventually(timeout: .seconds(4)) {
+                let running = try await client.call(.get, "/v1/jobs?state=running", token: testAdminToken).items
+                return running.contains { job in
+                    (job["steps"] as? [[String: Any]] ?? []).contains { $0["name"] as? String == "azure.identity.put" }
+                }
+            }, "the jobs API shows a running job's steps")
             kill(first.processIdentifier, SIGKILL)
             first.waitUntilExit()
             #expect(midJob, "the worker created the identities before it was killed: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
