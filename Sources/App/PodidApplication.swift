@@ -30,15 +30,21 @@ public enum PodidApplication {
         let tokenStore = PostgresTokenStore(database: database)
         let idempotency = PostgresIdempotencyStore(database: database)
         let identityStore = PostgresIdentityStore(database: database)
+        let clusterStore = PostgresClusterStore(database: database)
+        let bindingStore = PostgresBindingStore(database: database)
         let queue = PostgresJobQueue(database: database)
+        let kubeClients = KubeClientPool()
         let runner = MigrationRunner(client: client, migrations: try Migration.bundled(), logger: dbLogger)
         // Built before the server starts, so that a bad Azure configuration stops start-up.
-        let jobRunner = config.workers > 0 ? try Self.jobRunner(config: config, database: database, logger: logger) : nil
+        let jobRunner = config.workers > 0
+            ? try Self.jobRunner(config: config, database: database, connector: kubeClients, logger: logger) : nil
 
         let handler = APIHandler(
             teams: TeamService(store: teamStore, audit: audit),
             tokens: TokenService(store: tokenStore, teams: teamStore, audit: audit),
             identities: IdentityService(store: identityStore, teams: teamStore, audit: audit),
+            clusters: ClusterService(store: clusterStore, audit: audit),
+            bindings: BindingService(store: bindingStore, identities: identityStore, clusters: clusterStore, teams: teamStore, audit: audit),
             jobs: JobService(store: queue, audit: audit),
             readiness: PostgresReadinessProbe(runner: runner),
             registry: registry)
@@ -55,14 +61,15 @@ public enum PodidApplication {
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? config.httpPort) },
             logger: httpLogger)
         app.addServices(client, IdempotencyPruner(store: idempotency, logger: logger))
-        if let jobRunner { app.addServices(jobRunner) }
+        if let jobRunner { app.addServices(kubeClients, jobRunner) }
         app.addServices(services)
         return app
     }
 
     /// The background workers for `config.workers` (`PODID_WORKERS`), with every job handler and
     /// the Azure client the configuration describes.
-    public static func jobRunner(config: PodidConfig, database: Store.PostgresDatabase, logger: Logger) throws -> JobRunner {
+    public static func jobRunner(config: PodidConfig, database: Store.PostgresDatabase, connector: any KubernetesConnector,
+                                 logger: Logger) throws -> JobRunner {
         var workerLogger = logger
         workerLogger[metadataKey: "component"] = "worker"
         let credential = try CredentialChain.credential(
@@ -72,9 +79,16 @@ public enum PodidApplication {
             client: HTTPClient.shared)
         let azure = ARMClient(client: HTTPClient.shared, endpoint: config.azureARMEndpoint, credential: CachedCredential(credential),
                               identityWritesPerSecond: config.azureIdentityWritesPerSecond)
-        let identities = IdentityWorkflow(store: PostgresIdentityStore(database: database), azure: azure, logger: workerLogger)
+        let identityStore = PostgresIdentityStore(database: database)
+        let bindingStore = PostgresBindingStore(database: database)
+        let clusterStore = PostgresClusterStore(database: database)
+        let identities = IdentityWorkflow(store: identityStore, azure: azure, bindings: bindingStore, logger: workerLogger)
+        let bindings = BindingWorkflow(bindings: bindingStore, identities: identityStore, clusters: clusterStore, connector: connector,
+                                       logger: workerLogger)
         var handlers: [String: any JobHandler] = [:]
         for kind in IdentityJobs.all { handlers[kind] = identities }
+        for kind in BindingJobs.all { handlers[kind] = bindings }
+        handlers[ClusterJobs.check] = ClusterCheckWorkflow(clusters: clusterStore, connector: connector)
         return JobRunner(queue: PostgresJobQueue(database: database), handlers: handlers, workers: config.workers, logger: workerLogger)
     }
 
@@ -87,7 +101,8 @@ public enum PodidApplication {
         let database = PostgresDatabase(client: client, logger: dbLogger)
         var config = config
         config.workers = max(config.workers, 1)
-        return [client, try jobRunner(config: config, database: database, logger: logger)]
+        let kubeClients = KubeClientPool()
+        return [client, kubeClients, try jobRunner(config: config, database: database, connector: kubeClients, logger: logger)]
     }
 
     /// Runs `body` with a PostgreSQL client for `url` that runs only as long as `body` does (for
@@ -137,6 +152,31 @@ public enum PodidApplication {
                     let applied = status.appliedAt.map { " applied \(Timestamp.format($0))" } ?? ""
                     return "\(String(format: "%04d", status.version))  \(status.state.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0))  \(status.fileName)\(applied)"
                 }
+        }
+    }
+
+    /// Registers (or updates) the simulated cluster as `local` for `podid dev`: a token connection to
+    /// the Kubernetes simulator. Its connection check runs as a job, as for any cluster.
+    public static func registerDevCluster(config: PodidConfig, apiServer: String, tokenFile: String, logger: Logger) async throws {
+        let url = try config.requireDatabaseURL()
+        try await withClient(url, logger: logger) { client in
+            let store = PostgresClusterStore(database: Store.PostgresDatabase(client: client, logger: logger))
+            let wanted = Cluster(name: "local", apiServer: apiServer, connection: .token(tokenFile: tokenFile, caFile: nil))
+            let audit = { @Sendable (action: String) in
+                AuditDraft(actor: "podid-dev", actorTeam: nil, action: action, outcome: .success, team: nil, resourceType: "cluster",
+                           resourceName: "local", requestId: nil, details: ["apiServer": .string(apiServer)])
+            }
+            if let current = try await store.cluster(named: "local") {
+                guard current.apiServer != wanted.apiServer || current.connection != wanted.connection else { return }
+                var updated = current
+                updated.apiServer = wanted.apiServer
+                updated.connection = wanted.connection
+                _ = try await store.replaceCluster(updated, ifVersion: current.version, job: ClusterJobs.checking(updated, requestId: nil)) { _ in
+                    audit("cluster.updated")
+                }
+            } else {
+                _ = try await store.insertCluster(wanted, job: ClusterJobs.checking(wanted, requestId: nil), audit: audit("cluster.created"))
+            }
         }
     }
 

@@ -151,6 +151,11 @@ public final class KubeClient: KubernetesGateway {
         return answer.json?.at("status", "allowed") == .bool(true)
     }
 
+    public func serverVersion() async throws -> String {
+        let answer = try await send(.GET, "/version")
+        return answer.json?.at("gitVersion")?.stringValue ?? "unknown"
+    }
+
     // MARK: transport
 
     /// The path of a kind, namespace and name.

@@ -210,8 +210,11 @@ public protocol IdentityStore: Sendable {
     func replaceIdentity(_ identity: Identity, ifGeneration: Int64, job: NewJob,
                          audit: @escaping @Sendable (Identity) -> AuditDraft) async throws -> Identity?
     /// Marks the identity `deleting` (if the generation is still `ifGeneration`), cancels its queued
-    /// jobs and enqueues the delete job; nil when the generation moved on.
+    /// jobs and enqueues the delete job; nil when the generation moved on. While it has bindings
+    /// that are not being deleted: 409 naming them, unless `cascade` gives each one's delete job and
+    /// audit event (then they are marked `deleting` in the same transaction).
     func markDeleting(team: String, name: String, ifGeneration: Int64, job: NewJob,
+                      cascade: (@Sendable (Binding) -> (NewJob, AuditDraft))?,
                       audit: @escaping @Sendable (Identity) -> AuditDraft) async throws -> Identity?
     /// Records what a job observed or did, with its audit events; nil when the identity is gone.
     @discardableResult

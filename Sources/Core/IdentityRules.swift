@@ -63,10 +63,13 @@ public enum IdentityRules {
     }
 
     /// Whether `name` is an identity name podid accepts: Azure's rule (letters, digits, `-`, `_`,
-    /// starting with a letter or digit) and at most 24 characters, because aad-pod-identity attaches
-    /// identities to VM scale sets, which refuse longer names.
+    /// starting with a letter or digit), at most 24 characters, because aad-pod-identity attaches
+    /// identities to VM scale sets, which refuse longer names, and ending with a letter or digit,
+    /// because it names Kubernetes objects.
     public static func isIdentityName(_ name: String) -> Bool {
-        guard (3...24).contains(name.count), let first = name.first, first.isASCII, first.isLetter || first.isNumber else { return false }
+        guard (3...24).contains(name.count), let first = name.first, let last = name.last,
+              first.isASCII, first.isLetter || first.isNumber, last.isASCII, last.isLetter || last.isNumber
+        else { return false }
         return name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
     }
 
@@ -84,7 +87,7 @@ public enum IdentityRules {
     public static func validate(_ spec: IdentitySpec, policy: TeamPolicy, checkPlacement: Bool = true) throws {
         var validator = Validator()
         validator.check(isIdentityName(spec.name), "name",
-                        "must be 3 to 24 letters, digits, '-' or '_', starting with a letter or digit (aad-pod-identity attaches identities to VM scale sets, which allow at most 24 characters)")
+                        "must be 3 to 24 letters, digits, '-' or '_', starting and ending with a letter or digit (aad-pod-identity attaches identities to VM scale sets, which allow at most 24 characters, and the name is part of Kubernetes object names)")
         validator.check(Rules.isGUID(spec.subscriptionId), "subscriptionId", "must be a subscription id (a GUID)")
         validator.check(Rules.isResourceGroupName(spec.resourceGroup), "resourceGroup",
                         "must be a resource group name: 1 to 90 letters, digits, '_', '-', '.', '(' or ')', not ending in '.'")

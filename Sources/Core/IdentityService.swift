@@ -130,17 +130,26 @@ public struct IdentityService: Sendable {
         }
     }
 
-    /// DELETE: marks the identity `deleting` and queues the delete job. Deleting an identity that
-    /// is already being deleted answers the same again.
+    /// DELETE: marks the identity `deleting` and queues the delete job. Refused (409) while it has
+    /// bindings, unless `cascade` (then its bindings are deleted first). Deleting an identity that is
+    /// already being deleted answers the same again.
     public func delete(team: String, name: String, ifMatch: Int64?, cascade: Bool, context: CallContext) async throws -> Identity {
         try await authorizer.requireManage(context, team: team, resourceType: "identity", resourceName: name)
         for _ in 0..<5 {
             guard let current = try await store.identity(team: team, name: name) else { throw DomainError.notFound("identity", name) }
             if let ifMatch, ifMatch != current.generation { throw Self.stale(name) }
             if current.state == .deleting { return current }
+            var cascading: (@Sendable (Binding) -> (NewJob, AuditDraft))?
+            if cascade {
+                cascading = { @Sendable binding in
+                    (BindingJobs.deleting(binding, requestId: context.requestId),
+                     context.audit("binding.deleted", team: team, resourceType: "binding", resourceName: "\(name)/\(binding.name)",
+                                   details: ["cascade": true], before: .encoding(binding)))
+                }
+            }
             let deleting = try await store.markDeleting(
                 team: team, name: name, ifGeneration: current.generation,
-                job: IdentityJobs.deletion(current, requestId: context.requestId)
+                job: IdentityJobs.deletion(current, requestId: context.requestId), cascade: cascading
             ) { stored in
                 context.audit("identity.deleted", team: team, resourceType: "identity", resourceName: name,
                               details: ["deletionPolicy": .string(current.deletionPolicy.rawValue), "cascade": .bool(cascade)],

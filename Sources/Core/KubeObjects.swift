@@ -280,4 +280,6 @@ public protocol KubernetesGateway: Sendable {
     func servedPodIdentityKinds() async throws -> Set<String>
     /// Whether podid may do `verb` on a kind (SelfSubjectAccessReview).
     func canI(_ verb: String, _ kind: KubeKind, namespace: String?) async throws -> Bool
+    /// The API server's version (`/version`'s `gitVersion`): proves it is reachable.
+    func serverVersion() async throws -> String
 }

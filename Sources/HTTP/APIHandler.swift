@@ -10,6 +10,8 @@ public struct APIHandler: APIProtocol {
     let teams: TeamService
     let tokens: TokenService
     let identities: IdentityService
+    let clusters: ClusterService
+    let bindings: BindingService
     let jobs: JobService
     let readiness: any ReadinessProbe
     let registry: PrometheusCollectorRegistry
@@ -17,12 +19,14 @@ public struct APIHandler: APIProtocol {
 
     /// Creates the handler.
     public init(
-        teams: TeamService, tokens: TokenService, identities: IdentityService, jobs: JobService, readiness: any ReadinessProbe,
-        registry: PrometheusCollectorRegistry
+        teams: TeamService, tokens: TokenService, identities: IdentityService, clusters: ClusterService, bindings: BindingService,
+        jobs: JobService, readiness: any ReadinessProbe, registry: PrometheusCollectorRegistry
     ) {
         self.teams = teams
         self.tokens = tokens
         self.identities = identities
+        self.clusters = clusters
+        self.bindings = bindings
         self.jobs = jobs
         self.readiness = readiness
         self.registry = registry
@@ -256,5 +260,108 @@ public struct APIHandler: APIProtocol {
         for key in Wire.jobNullKeys { ResponseAdjustments.ensureKey(key) }
         ResponseAdjustments.setHeader(.location, "/v1/jobs/\(job.id.uuidString.lowercased())")
         return .accepted(.init(body: .json(Wire.job(job))))
+    }
+
+    // MARK: clusters
+
+    func respond(_ cluster: Cluster, location: Bool = false) -> Components.Schemas.Cluster {
+        ResponseAdjustments.setHeader(.eTag, Wire.etag(cluster.version))
+        if location { ResponseAdjustments.setHeader(.location, "/v1/clusters/\(cluster.name)") }
+        for key in Wire.clusterNullKeys { ResponseAdjustments.ensureKey(key) }
+        return Wire.cluster(cluster)
+    }
+
+    public func listClusters(_ input: Operations.ListClusters.Input) async throws -> Operations.ListClusters.Output {
+        let context = try RequestInfo.context()
+        let page = try PageRequest(limit: input.query.limit, cursor: input.query.cursor)
+        let result = try await clusters.list(page: page, context: context)
+        ResponseAdjustments.ensureKey("nextCursor")
+        for key in Wire.clusterNullKeys { ResponseAdjustments.ensureItemKey(key) }
+        return .ok(.init(body: .json(.init(items: result.items.map(Wire.cluster), nextCursor: result.nextCursor))))
+    }
+
+    public func createCluster(_ input: Operations.CreateCluster.Input) async throws -> Operations.CreateCluster.Output {
+        let context = try RequestInfo.context()
+        let body = switch input.body { case .json(let body): body }
+        let cluster = try await clusters.create(try Wire.newCluster(body), context: context)
+        return .created(.init(body: .json(respond(cluster, location: true))))
+    }
+
+    public func getCluster(_ input: Operations.GetCluster.Input) async throws -> Operations.GetCluster.Output {
+        let context = try RequestInfo.context()
+        return .ok(.init(body: .json(respond(try await clusters.get(input.path.cluster, context: context)))))
+    }
+
+    public func updateCluster(_ input: Operations.UpdateCluster.Input) async throws -> Operations.UpdateCluster.Output {
+        let context = try RequestInfo.context()
+        let body = switch input.body { case .json(let body): body }
+        let cluster = try await clusters.update(
+            input.path.cluster, patch: try Wire.clusterPatch(body), ifMatch: try Wire.ifMatch(input.headers.ifMatch), context: context)
+        return .ok(.init(body: .json(respond(cluster))))
+    }
+
+    public func deleteCluster(_ input: Operations.DeleteCluster.Input) async throws -> Operations.DeleteCluster.Output {
+        let context = try RequestInfo.context()
+        try await clusters.delete(input.path.cluster, ifMatch: try Wire.ifMatch(input.headers.ifMatch), context: context)
+        return .noContent(.init())
+    }
+
+    // MARK: bindings
+
+    func respond(_ binding: Binding, location: Bool = false) -> Components.Schemas.Binding {
+        ResponseAdjustments.setHeader(.eTag, Wire.etag(binding.generation))
+        if location { ResponseAdjustments.setHeader(.location, binding.path) }
+        for key in Wire.bindingNullKeys { ResponseAdjustments.ensureKey(key) }
+        return Wire.binding(binding)
+    }
+
+    public func listBindings(_ input: Operations.ListBindings.Input) async throws -> Operations.ListBindings.Output {
+        let context = try RequestInfo.context()
+        let page = try PageRequest(limit: input.query.limit, cursor: input.query.cursor)
+        let result = try await bindings.list(team: input.path.team, identity: input.path.identity, page: page, context: context)
+        ResponseAdjustments.ensureKey("nextCursor")
+        for key in Wire.bindingNullKeys { ResponseAdjustments.ensureItemKey(key) }
+        return .ok(.init(body: .json(.init(items: result.items.map(Wire.binding), nextCursor: result.nextCursor))))
+    }
+
+    public func createBinding(_ input: Operations.CreateBinding.Input) async throws -> Operations.CreateBinding.Output {
+        let context = try RequestInfo.context()
+        let body = switch input.body { case .json(let body): body }
+        let binding = try await bindings.create(
+            team: input.path.team, identity: input.path.identity,
+            NewBinding(name: body.name, cluster: body.cluster, namespace: body.namespace, selector: body.selector), context: context)
+        return .accepted(.init(body: .json(respond(binding, location: true))))
+    }
+
+    public func getBinding(_ input: Operations.GetBinding.Input) async throws -> Operations.GetBinding.Output {
+        let context = try RequestInfo.context()
+        let binding = try await bindings.get(team: input.path.team, identity: input.path.identity, name: input.path.binding, context: context)
+        return .ok(.init(body: .json(respond(binding))))
+    }
+
+    public func updateBinding(_ input: Operations.UpdateBinding.Input) async throws -> Operations.UpdateBinding.Output {
+        let context = try RequestInfo.context()
+        let body = switch input.body { case .json(let body): body }
+        let (binding, changed) = try await bindings.patch(
+            team: input.path.team, identity: input.path.identity, name: input.path.binding, selector: body.selector,
+            cluster: body.cluster, namespace: body.namespace, ifMatch: try Wire.ifMatch(input.headers.ifMatch), context: context)
+        if changed { return .accepted(.init(body: .json(respond(binding)))) }
+        return .ok(.init(body: .json(respond(binding))))
+    }
+
+    public func deleteBinding(_ input: Operations.DeleteBinding.Input) async throws -> Operations.DeleteBinding.Output {
+        let context = try RequestInfo.context()
+        let binding = try await bindings.delete(
+            team: input.path.team, identity: input.path.identity, name: input.path.binding,
+            ifMatch: try Wire.ifMatch(input.headers.ifMatch), context: context)
+        return .accepted(.init(body: .json(respond(binding))))
+    }
+
+    public func getManifests(_ input: Operations.GetManifests.Input) async throws -> Operations.GetManifests.Output {
+        let context = try RequestInfo.context()
+        let text = try await bindings.manifests(
+            team: input.path.team, identity: input.path.identity, cluster: input.query.cluster, namespace: input.query.namespace,
+            context: context)
+        return .ok(.init(body: .yaml(HTTPBody(text))))
     }
 }

@@ -9,6 +9,10 @@ public enum PostgresErrors {
         "identities_team_fkey": (.conflict, "The team still owns identities; delete them first."),
         "identities_pkey": (.conflict, "This team already has an identity with this name; choose another name, or PUT to change it."),
         "identities_azure_key": (.conflict, "Another podid identity already uses the Azure identity with this subscription, resource group and name (Azure names ignore case); choose another name."),
+        "clusters_pkey": (.conflict, "A cluster with this name already exists."),
+        "bindings_pkey": (.conflict, "This identity already has a binding with this name."),
+        "bindings_cluster_fkey": (.conflict, "The cluster still has bindings; delete them first."),
+        "bindings_identity_fkey": (.conflict, "The identity still has bindings; delete them first."),
         "jobs_dedupe_queued_key": (.conflict, "A newer job for this resource is already queued; it will apply the current state."),
     ]
 

@@ -119,6 +119,7 @@ public struct PostgresIdentityStore: IdentityStore {
     }
 
     public func markDeleting(team: String, name: String, ifGeneration: Int64, job: NewJob,
+                             cascade: (@Sendable (Binding) -> (NewJob, AuditDraft))?,
                              audit: @escaping @Sendable (Identity) -> AuditDraft) async throws -> Identity? {
         try await database.transaction { connection in
             let rows = try await connection.query(
@@ -130,6 +131,35 @@ public struct PostgresIdentityStore: IdentityStore {
             ).collect()
             guard let row = rows.first else { return nil }
             let stored = try Self.decode(row)
+            // The identity row is locked now, and a new binding checks it: the list is complete.
+            let bindings = try await connection.query(
+                "SELECT \(unescaped: PostgresBindingStore.columns) FROM bindings WHERE team = \(team) AND identity = \(name) AND state <> 'deleting' ORDER BY name",
+                logger: database.logger
+            ).collect().map(PostgresBindingStore.decode)
+            if !bindings.isEmpty {
+                guard let cascade else {
+                    let names = bindings.prefix(10).map { "\($0.name) (cluster \($0.cluster))" }.joined(separator: ", ")
+                    throw DomainError(.conflict, "Identity '\(name)' still has \(bindings.count) binding(s): \(names). Delete them first, or DELETE with ?cascade=true to delete them too.")
+                }
+                for binding in bindings {
+                    let (bindingJob, event) = cascade(binding)
+                    try await connection.query(
+                        """
+                        UPDATE bindings SET state = 'deleting', message = 'waiting for a worker to delete it (the identity is being deleted)',
+                               updated_at = now()
+                        WHERE team = \(team) AND identity = \(name) AND name = \(binding.name)
+                        """, logger: database.logger)
+                    let dedupe = "binding:\(team)/\(name)/\(binding.name)"
+                    try await connection.query(
+                        """
+                        UPDATE jobs SET state = 'cancelled', finished_at = now(), updated_at = now(),
+                               last_error = 'cancelled: the binding is being deleted'
+                        WHERE dedupe_key = \(dedupe) AND state = 'queued'
+                        """, logger: database.logger)
+                    try await PostgresJobQueue.enqueue(bindingJob, on: connection, logger: database.logger)
+                    try await connection.insertAudit(event, logger: database.logger)
+                }
+            }
             // Queued work for the identity no longer applies; a running job finishes first (the
             // delete job waits for it: same serial key).
             try await connection.query(

@@ -9,6 +9,8 @@ import Logging
 public struct IdentityWorkflow: JobHandler {
     let store: any IdentityStore
     let azure: any AzureGateway
+    /// The identity's bindings: queued when it becomes ready, waited for when it is deleted.
+    let bindings: (any BindingStore)?
     let logger: Logger
     /// How long a role assignment may wait for a new identity's principal to replicate
     /// (`PrincipalNotFound`) before the job is retried with backoff.
@@ -20,10 +22,11 @@ public struct IdentityWorkflow: JobHandler {
     let maxInPlaceWait: Duration
 
     /// Creates the workflow.
-    public init(store: any IdentityStore, azure: any AzureGateway, logger: Logger, principalPatience: Duration = .seconds(120),
-                callRetries: Int = 4, maxInPlaceWait: Duration = .seconds(30)) {
+    public init(store: any IdentityStore, azure: any AzureGateway, bindings: (any BindingStore)? = nil, logger: Logger,
+                principalPatience: Duration = .seconds(120), callRetries: Int = 4, maxInPlaceWait: Duration = .seconds(30)) {
         self.store = store
         self.azure = azure
+        self.bindings = bindings
         self.logger = logger
         self.principalPatience = principalPatience
         self.callRetries = callRetries
@@ -162,6 +165,18 @@ public struct IdentityWorkflow: JobHandler {
             audit: [event("identity.ready", team: team, name: name, job: job, details: [
                 "generation": .number(Double(generation)), "resourceId": .string(info.resourceId), "clientId": .string(info.clientId),
             ])])
+
+        // Bindings that waited for the identity, or carry an older clientId (a re-adoption), are
+        // applied now. Should this fail, the job is retried and gets here again.
+        if let bindings {
+            let stale = try await bindings.bindings(team: team, identity: name).filter {
+                $0.state != .deleting && ($0.appliedClientId != info.clientId || $0.state != .ready)
+            }
+            try await bindings.enqueue(stale.map { BindingJobs.applying($0, requestId: job.requestId) })
+            if !stale.isEmpty {
+                await progress.record(JobStep(name: "bindings.queue", outcome: "succeeded", details: ["bindings": stale.map(\.name).joined(separator: ", ")]))
+            }
+        }
     }
 
     /// Brings the role assignments in line with the grants: drops recorded ones that vanished from
@@ -237,6 +252,13 @@ public struct IdentityWorkflow: JobHandler {
     func delete(_ identity: Identity, job: Job, progress: JobProgress) async throws {
         let team = identity.team
         let name = identity.name
+        if let remaining = try await bindings?.bindings(team: team, identity: name), !remaining.isEmpty {
+            // The last binding's delete job queues this job again.
+            try await store.updateStatus(team: team, name: name, IdentityStatusUpdate(
+                message: "waiting for \(remaining.count) binding(s) to be deleted: \(remaining.map(\.name).joined(separator: ", "))"), audit: [])
+            await progress.record(JobStep(name: "bindings.wait", outcome: "skipped", details: ["bindings": remaining.map(\.name).joined(separator: ", ")]))
+            return
+        }
         let ref = identity.azureRef
         let existing = try await call { try await azure.identity(ref) }
         // podid touches the Azure identity only when it is podid's: provisioned or adopted by this

@@ -43,6 +43,13 @@ struct Dev: AsyncParsableCommand {
             config.azureClientId = simulators.azure.clientId
             config.azureClientSecret = simulators.azure.clientSecret
         }
+        // The simulated cluster, registered as `local` (the simulator accepts the token `dev`).
+        let kubeTokenFile = URL(fileURLWithPath: config.dataDir).appendingPathComponent("sim-kube-token")
+        try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
+        try "dev\n".write(to: kubeTokenFile, atomically: true, encoding: .utf8)
+        let simKube = "http://\(config.simHost == "0.0.0.0" ? "127.0.0.1" : config.simHost):\(config.simKubePort)"
+        try await PodidApplication.registerDevCluster(config: config, apiServer: simKube, tokenFile: kubeTokenFile.standardizedFileURL.path,
+                                                      logger: logger)
         let simPorts = SimPorts()
         let simServices = simulators.services(
             host: config.simHost, azurePort: config.simAzurePort, kubePort: config.simKubePort, logger: logger
@@ -54,7 +61,7 @@ struct Dev: AsyncParsableCommand {
         let app = try PodidApplication.build(config: config, registry: registry, logger: logger, services: simServices) { port in
             let (azurePort, kubePort) = await simPorts.wait()
             // Written at once, not when the buffer fills: scripts wait for this text.
-            FileHandle.standardOutput.write(Data((banner.text(port: port, azurePort: azurePort)
+            FileHandle.standardOutput.write(Data((banner.text(port: port, azurePort: azurePort, kubePort: kubePort)
                 + SimBanner.text(simulators, host: simHost, azurePort: azurePort, kubePort: kubePort)).utf8))
         }
         try await app.runService()
@@ -107,7 +114,7 @@ struct DevBanner {
     let local: Bool
     let seed: Simulators.Seed
 
-    func text(port: Int, azurePort: Int) -> String {
+    func text(port: Int, azurePort: Int, kubePort: Int) -> String {
         let host = config.httpHost == "0.0.0.0" ? "127.0.0.1" : config.httpHost
         let base = "http://\(host):\(port)"
         let simHost = config.simHost == "0.0.0.0" ? "127.0.0.1" : config.simHost
@@ -116,7 +123,7 @@ struct DevBanner {
             ? "private PostgreSQL (URLs in \(config.dataDir)/postgres.env); stops with podid"
             : "PODID_DATABASE_URL"
         let group = "/subscriptions/\(seed.subscriptionId)/resourceGroups/\(seed.resourceGroup)"
-        let policy = #"{"name":"payments","displayName":"Payments","policy":{"subscriptions":["\#(seed.subscriptionId)"],"resourceGroups":["\#(seed.resourceGroup)"],"grants":[{"role":"Reader","scopePrefix":"\#(group)"}],"maxIdentities":10}}"#
+        let policy = #"{"name":"payments","displayName":"Payments","policy":{"subscriptions":["\#(seed.subscriptionId)"],"resourceGroups":["\#(seed.resourceGroup)"],"grants":[{"role":"Reader","scopePrefix":"\#(group)"}],"clusters":["local"],"namespaces":["default"],"maxIdentities":10}}"#
         let identity = #"{"name":"orders-api","subscriptionId":"\#(seed.subscriptionId)","resourceGroup":"\#(seed.resourceGroup)","location":"\#(seed.location)","grants":[{"role":"Reader","scope":"\#(group)"}]}"#
         return """
 
@@ -128,7 +135,7 @@ struct DevBanner {
 
               admin token: \(config.adminToken ?? "")
 
-            Try it: a team allowed to create identities in \(seed.resourceGroup) and grant Reader there, then an identity.
+            Try it: a team, an identity with a grant, a binding in cluster local, a pod with its label, the pod's assignment.
               \(tokenLine)
               curl -s -X POST \(base)/v1/teams -H "Authorization: Bearer $TOKEN" \\
                 -H 'Content-Type: application/json' -d '\(policy)'
@@ -138,6 +145,13 @@ struct DevBanner {
               curl -s \(base)/v1/teams/payments/identities/orders-api -H "Authorization: Bearer $TOKEN"
               curl -s '\(base)/v1/jobs?team=payments' -H "Authorization: Bearer $TOKEN"
               curl -s 'http://\(simHost):\(azurePort)\(group)/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=2023-01-31' -H 'Authorization: Bearer dev'
+              curl -s -X POST \(base)/v1/teams/payments/identities/orders-api/bindings -H "Authorization: Bearer $TOKEN" \\
+                -H 'Content-Type: application/json' -d '{"name":"api","cluster":"local","selector":"payments-api"}'
+              kubectl --server http://\(simHost):\(kubePort) run orders-api --image=nginx --labels=aadpodidbinding=payments-api -n default
+              sleep 3   # a job applies the AzureIdentity and AzureIdentityBinding in aad-broker; the simulated MIC assigns the pod
+              curl -s \(base)/v1/teams/payments/identities/orders-api/bindings/api -H "Authorization: Bearer $TOKEN"
+              kubectl --server http://\(simHost):\(kubePort) get azureassignedidentities -A -o yaml
+              curl -s \(base)/v1/teams/payments/identities/orders-api/manifests -H "Authorization: Bearer $TOKEN"
 
             Ctrl-C stops podid\(local ? " and its PostgreSQL" : "").
 

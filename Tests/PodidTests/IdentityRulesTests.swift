@@ -42,6 +42,8 @@ struct IdentityRulesTests {
         #expect(!IdentityRules.isIdentityName("ab"))
         #expect(!IdentityRules.isIdentityName("-abc"))
         #expect(!IdentityRules.isIdentityName("a.b.c"))
+        #expect(!IdentityRules.isIdentityName("abc-"), "it ends a Kubernetes object name")
+        #expect(IdentityRules.isIdentityName("orders_api-2"))
         #expect(Self.fields(Self.spec { $0.name = String(repeating: "x", count: 25) }) == ["name"])
     }
 
