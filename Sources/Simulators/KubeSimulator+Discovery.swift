@@ -31,6 +31,8 @@ extension KubeSimulator {
                 "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.15", "compiler": "gc",
                 "platform": "linux/amd64",
             ])
+        case ["openapi", "v2"]:
+            return Self.openAPIV2()
         case ["api"]:
             return jsonResponse(.ok, [
                 "kind": "APIVersions", "versions": .array(["v1"]),
@@ -55,6 +57,20 @@ extension KubeSimulator {
         default:
             return nil
         }
+    }
+
+    /// `/openapi/v2`: a real API server serves its whole OpenAPI document here, and kubectl fetches it
+    /// (as protobuf) to validate what it applies. The simulator serves a document without
+    /// definitions, for which kubectl skips validation, so `kubectl apply` works without
+    /// `--validate=false`. The protobuf is gnostic's `openapi_v2.Document` with `swagger` (field 1)
+    /// and `info` (field 2: `title` 1, `version` 2).
+    static func openAPIV2() -> Response {
+        func field(_ number: UInt8, _ bytes: [UInt8]) -> [UInt8] { [number << 3 | 2, UInt8(bytes.count)] + bytes }
+        let info = field(1, Array("Kubernetes".utf8)) + field(2, Array("v1.20.2-podid-sim".utf8))
+        let document = field(1, Array("2.0".utf8)) + field(2, info)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: document)))
     }
 
     /// `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews`: allowed unless a fault

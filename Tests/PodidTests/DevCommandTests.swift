@@ -163,7 +163,7 @@ struct DevCommandTests {
             .map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: "\n")
     }
 
-    @Test("make run's identity walk-through works as printed: pending to ready, in the Azure simulator, every step audited; deleted from both")
+    @Test("make run's walk-through works as printed: identity ready in the Azure simulator, bound, a labelled pod Assigned, every step audited; deleted from both")
     func identityWalkThrough() async throws {
         let dataDir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("podid-dev-test-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: dataDir) }
@@ -177,11 +177,20 @@ struct DevCommandTests {
         let script = Self.walkThrough(dev.text)
         #expect(script.contains("/v1/teams/payments/identities"), "\(dev.text)")
 
-        let (status, output) = try await runProgram("/bin/sh", ["-e", "-c", script], environment: ["PATH": "/usr/bin:/bin"],
-                                                    timeout: .seconds(60))
+        // kubectl as the user has it: the one make test unpacks, first on PATH.
+        let kubectl = ProcessInfo.processInfo.environment["PODID_TEST_KUBECTL"]
+        let path = (kubectl.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path + ":" } ?? "") + "/usr/bin:/bin"
+        let runnable = kubectl != nil ? script : script.split(separator: "\n").filter { !$0.hasPrefix("kubectl") }.joined(separator: "\n")
+        let (status, output) = try await runProgram("/bin/sh", ["-e", "-c", runnable],
+                                                    environment: ["PATH": path, "HOME": dataDir.path], timeout: .seconds(90))
         #expect(status == 0, "\(output)")
         #expect(output.contains(#""state":"pending""#), "the POST answers pending: \(output)")
         #expect(output.contains(#""kind":"identity.provision""#), "the jobs list shows the job: \(output)")
+        #expect(output.contains(#""podLabel":{"aadpodidbinding":"payments-api"}"#), "the binding says which label pods need: \(output)")
+        #expect(output.contains("kind: \"AzureIdentityBinding\""), "the manifests export: \(output)")
+        if kubectl != nil {
+            #expect(output.contains("status: Assigned"), "kubectl shows the pod's assignment Assigned: \(output)")
+        }
         let token = try String(contentsOf: dataDir.appendingPathComponent("admin-token"), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         var identity: [String: Any] = [:]
@@ -210,7 +219,9 @@ struct DevCommandTests {
         }
         #expect(try await actions() == ["identity.created", "azure.identity.created", "azure.roleassignment.created", "identity.ready"])
 
-        #expect(try await Self.request("DELETE", "\(base)/v1/teams/payments/identities/orders-api", token: token).0 == 202)
+        #expect(try await Self.request("DELETE", "\(base)/v1/teams/payments/identities/orders-api", token: token).0 == 409,
+                "it is bound")
+        #expect(try await Self.request("DELETE", "\(base)/v1/teams/payments/identities/orders-api?cascade=true", token: token).0 == 202)
         var gone = false
         for _ in 0..<300 where !gone {
             gone = try await Self.request("GET", "\(base)/v1/teams/payments/identities/orders-api", token: token).0 == 404

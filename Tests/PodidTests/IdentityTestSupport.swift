@@ -133,3 +133,52 @@ enum ProcessMetrics {
         return registry
     }()
 }
+
+extension TestClientProtocol {
+    /// Registers the Kubernetes simulator as cluster `name` (a token connection; the token file
+    /// lives in a fresh temporary directory).
+    @discardableResult
+    func registerSimCluster(_ sims: RunningSimulators, name: String = "local", extra: String = "") async throws -> TestResponse {
+        let directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("podid-kube-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let tokenFile = directory.appendingPathComponent("token")
+        try "dev\n".write(to: tokenFile, atomically: true, encoding: .utf8)
+        let response = try await call(.post, "/v1/clusters", token: testAdminToken, json: #"{"name":"\#(name)","apiServer":"\#(sims.kubeURL)","connection":{"mode":"token","tokenFile":"\#(tokenFile.path)"}\#(extra)}"#)
+        #expect(response.status == .created, "registering cluster \(name): \(response.body)")
+        return response
+    }
+
+    /// Waits until the binding reaches `state`, returning its last JSON.
+    func waitForBinding(_ team: String, _ identity: String, _ name: String, state: String, timeout: Duration = .seconds(40)) async throws -> [String: Any] {
+        let deadline = ContinuousClock.now + timeout
+        var last: TestResponse
+        repeat {
+            last = try await call(.get, "/v1/teams/\(team)/identities/\(identity)/bindings/\(name)", token: testAdminToken)
+            if last.json["state"] as? String == state { return last.json }
+            try await Task.sleep(for: .milliseconds(100))
+        } while ContinuousClock.now < deadline
+        Issue.record("binding \(team)/\(identity)/\(name) did not reach \(state): \(last.status) \(last.body)")
+        return last.json
+    }
+}
+
+/// A team policy that also allows cluster `local` and the namespaces given.
+func bindingPolicy(namespaces: [String] = ["default"], clusters: [String] = ["local"]) -> String {
+    devPolicy().replacingOccurrences(of: #""clusters":[],"namespaces":[]"#, with: #""clusters":[\#(clusters.map { "\"\($0)\"" }.joined(separator: ","))],"namespaces":[\#(namespaces.map { "\"\($0)\"" }.joined(separator: ","))]"#)
+}
+
+extension RunningSimulators {
+    /// An object from the Kubernetes simulator, or nil on 404.
+    func kubeObject(_ path: String) async throws -> JSON? {
+        let answer = try await send("GET", "\(kubeURL)\(path)")
+        return answer.status == 200 ? answer.json : nil
+    }
+
+    /// Creates a pod with labels in a namespace of the Kubernetes simulator.
+    func createPod(_ name: String, namespace: String = "default", labels: [String: String]) async throws {
+        let labelText = labels.map { #""\#($0.key)":"\#($0.value)""# }.joined(separator: ",")
+        let answer = try await send("POST", "\(kubeURL)/api/v1/namespaces/\(namespace)/pods",
+                                    body: #"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"\#(name)","labels":{\#(labelText)}},"spec":{"containers":[{"name":"app","image":"nginx"}]}}"#)
+        #expect(answer.status == 201, "creating pod \(namespace)/\(name): \(answer.text)")
+    }
+}
