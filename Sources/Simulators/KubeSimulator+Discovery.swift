@@ -69,7 +69,9 @@ extension KubeSimulator {
         let info = field(1, Array("Kubernetes".utf8)) + field(2, Array("v1.20.2-podid-sim".utf8))
         let document = field(1, Array("2.0".utf8)) + field(2, info)
         var headers = HTTPFields()
-        headers[.contentType] = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+        // What kube-apiserver answers for the protobuf form (the media type kubectl asks for has an
+        // '@', which Go's MIME parser, and so kubectl, refuses in a Content-Type).
+        headers[.contentType] = "application/octet-stream"
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: document)))
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Metrics
 import ServiceLifecycle
+import Synchronization
 
 /// What a job handler reports as it works: the steps, for the job's record.
 public final class JobProgress: Sendable {
@@ -128,8 +129,32 @@ public struct JobRunner: Service {
                 await queue.waitForWork(after: notified, timeout: pollInterval)
                 continue
             }
-            // A shutdown lets the job finish: its handler is not cancelled with the loop.
-            await Task { await execute(job, worker: worker) }.value
+            await runToCompletion(job, worker: worker)
+        }
+    }
+
+    /// Runs a job in a task of its own, so that a shutdown (which cancels the loop) lets it finish.
+    /// A job still running a lease's time after the shutdown began is cancelled and released to the
+    /// queue, so that shutting down never hangs on a stuck call; another worker takes it.
+    func runToCompletion(_ job: Job, worker: String) async {
+        let done = Mutex(false)
+        let task = Task {
+            await execute(job, worker: worker)
+            done.withLock { $0 = true }
+        }
+        var graceEnds: ContinuousClock.Instant?
+        while !done.withLock({ $0 }) {
+            if Task.isCancelled && graceEnds == nil { graceEnds = .now + lease }
+            if let graceEnds, ContinuousClock.now >= graceEnds {
+                task.cancel()
+                logger.warning("shutting down with a job still running: released to the queue",
+                               metadata: ["job_id": "\(job.id)", "job_kind": "\(job.kind)"])
+                _ = try? await queue.fail(job.id, worker: worker, error: "released: the worker shut down before the job finished",
+                                          steps: [], retryAt: Date())
+                return
+            }
+            // A detached sleep: the loop's cancellation must not turn this wait into a busy spin.
+            await Task.detached { try? await Task.sleep(for: .milliseconds(20)) }.value
         }
     }
 

@@ -229,4 +229,36 @@ struct BindingsTests {
             }
         }
     }
+
+    @Test("when a binding carries another clientId than its identity's, the identity's next ready re-applies the AzureIdentity")
+    func clientIdChange() async throws {
+        try await withWorkerApp { client, database, sims in
+            try await client.registerSimCluster(sims)
+            try await client.createTeam("payments", policy: bindingPolicy())
+            _ = try await client.call(.post, "/v1/teams/payments/identities", token: testAdminToken, json: identityBody("api"))
+            _ = try await Self.bind(client, #"{"name":"web","cluster":"local"}"#)
+            let ready = try await client.waitForBinding("payments", "api", "web", state: "ready")
+            // Every apply queued so far has run (the identity's ready may have queued one more).
+            #expect(try await eventually {
+                try await client.call(.get, "/v1/jobs?kind=binding.apply", token: testAdminToken).items.allSatisfy { $0["state"] as? String == "succeeded" }
+            })
+            let clientId = try #require(try await client.call(.get, "/v1/teams/payments/identities/api", token: testAdminToken).json["clientId"] as? String)
+            // The cluster's AzureIdentity and podid's record both carry an old clientId (as after a re-adoption).
+            let path = "/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentities/payments-api"
+            let patched = try await send("PATCH", "\(sims.kubeURL)\(path)", body: #"{"spec":{"clientID":"00000000-0000-0000-0000-0000000000ff"}}"#,
+                                         contentType: "application/merge-patch+json")
+            #expect(patched.status == 200, "\(patched.text)")
+            _ = try await database.withOwner { owner in
+                try await owner.query("UPDATE bindings SET applied_client_id = 'old'", logger: TestDatabase.logger).collect()
+            }
+            #expect(ready["state"] as? String == "ready")
+            _ = try await client.call(.patch, "/v1/teams/payments/identities/api", token: testAdminToken, json: #"{"tags":{"v":"2"}}"#,
+                                      headers: [.init("X-Request-Id")!: "req-client-id"])
+            #expect(try await eventually {
+                try await sims.kubeObject(path)?[["spec", "clientID"]]?.string == clientId
+            }, "re-applied with the identity's clientId")
+            let newest = try await client.call(.get, "/v1/jobs?kind=binding.apply", token: testAdminToken).items.first
+            #expect(newest?["requestId"] as? String == "req-client-id", "queued by the identity's job for that change")
+        }
+    }
 }

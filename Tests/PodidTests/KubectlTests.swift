@@ -100,7 +100,7 @@ struct KubectlTests {
             try objects.write(to: objectsFile, atomically: true, encoding: .utf8)
             try pod.write(to: podFile, atomically: true, encoding: .utf8)
 
-            let applied = try await kubectl.run("apply", "--validate=false", "-f", objectsFile.path)
+            let applied = try await kubectl.run("apply", "-f", objectsFile.path)
             #expect(applied.0 == 0, "\(applied.1)")
             #expect(applied.1.contains("azureidentity.aadpodidentity.k8s.io/payments-api created"))
             let listed = try await kubectl.run("get", "azureidentities,azureidentitybindings", "-A")
@@ -108,7 +108,7 @@ struct KubectlTests {
             #expect(listed.1.contains("payments-api") && listed.1.contains("ghost-binding"))
             #expect(listed.1.contains("CLIENTID") && listed.1.contains(clientID), "the CRDs' printer columns, printed server-side")
 
-            let podApplied = try await kubectl.run("apply", "--validate=false", "-f", podFile.path)
+            let podApplied = try await kubectl.run("apply", "-f", podFile.path)
             #expect(podApplied.0 == 0, "\(podApplied.1)")
             var yaml = ""
             for _ in 0..<40 {
@@ -122,7 +122,7 @@ struct KubectlTests {
                                              "-o", "jsonpath={.status.status}")
             #expect(ghost.1 == "Created", "an identity that does not exist in Azure stays Created")
 
-            let again = try await kubectl.run("apply", "--validate=false", "-f", podFile.path)
+            let again = try await kubectl.run("apply", "-f", podFile.path)
             #expect(again.0 == 0, "\(again.1)")
             #expect(again.1.contains("pod/api-0 unchanged"))
             let described = try await kubectl.run("describe", "azureidentity", "-n", "aad-broker", "payments-api")
