@@ -26,6 +26,7 @@ public enum PodidApplication {
         let database = PostgresDatabase(client: client, logger: dbLogger)
 
         let audit = PostgresAuditStore(database: database)
+        let auditLog = PostgresAuditLog(database: database)
         let teamStore = PostgresTeamStore(database: database)
         let tokenStore = PostgresTokenStore(database: database)
         let idempotency = PostgresIdempotencyStore(database: database)
@@ -46,6 +47,7 @@ public enum PodidApplication {
             clusters: ClusterService(store: clusterStore, audit: audit),
             bindings: BindingService(store: bindingStore, identities: identityStore, clusters: clusterStore, teams: teamStore, audit: audit),
             jobs: JobService(store: queue, audit: audit),
+            audit: AuditService(log: auditLog, audit: audit),
             readiness: PostgresReadinessProbe(runner: runner),
             registry: registry)
         var httpLogger = logger
@@ -60,7 +62,7 @@ public enum PodidApplication {
             configuration: .init(address: .hostname(config.httpHost, port: config.httpPort), serverName: "podid"),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? config.httpPort) },
             logger: httpLogger)
-        app.addServices(client, IdempotencyPruner(store: idempotency, logger: logger))
+        app.addServices(client, IdempotencyPruner(store: idempotency, logger: logger), AuditSealer(log: auditLog, logger: logger))
         if let jobRunner { app.addServices(kubeClients, jobRunner) }
         app.addServices(services)
         return app
@@ -180,6 +182,13 @@ public enum PodidApplication {
         }
     }
 
+    /// Prunes sealed audit events before `before` as the owning role; how many went.
+    public static func pruneAudit(before: Date, config: PodidConfig, logger: Logger) async throws -> Int64 {
+        try await withClient(try config.requireMigrationDatabaseURL(), logger: logger) { client in
+            try await PostgresAuditLog.prune(before: before, client: client, logger: logger)
+        }
+    }
+
     /// Start-up warnings about the configuration.
     public static func warnings(config: PodidConfig) -> [String] {
         var warnings: [String] = []
@@ -187,6 +196,35 @@ public enum PodidApplication {
             warnings.append("PODID_MIGRATION_DATABASE_URL is unset or the same as PODID_DATABASE_URL: the server runs as the owning role, so the audit log's append-only guarantee is not enforced by the database")
         }
         return warnings
+    }
+}
+
+/// Seals committed audit events into the hash chain, a few times a second. Several replicas may run
+/// it: an advisory lock lets one seal at a time.
+public struct AuditSealer: Service {
+    let log: PostgresAuditLog
+    let logger: Logger
+    let interval: Duration
+
+    /// Creates the sealer.
+    public init(log: PostgresAuditLog, logger: Logger, interval: Duration = .milliseconds(200)) {
+        self.log = log
+        self.logger = logger
+        self.interval = interval
+    }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                // Seal everything pending, in batches, before resting.
+                while try await log.sealPending() > 0 {}
+            } catch {
+                logger.warning("sealing audit events failed; retrying", metadata: ["error": "\(PostgresErrors.serverMessage(error))"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+        // A last pass, so that what was written before shutdown is sealed now rather than by the next start.
+        _ = try? await log.sealPending()
     }
 }
 

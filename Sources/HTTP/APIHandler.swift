@@ -13,6 +13,7 @@ public struct APIHandler: APIProtocol {
     let clusters: ClusterService
     let bindings: BindingService
     let jobs: JobService
+    let audit: AuditService
     let readiness: any ReadinessProbe
     let registry: PrometheusCollectorRegistry
     let openAPIDocument: String
@@ -20,8 +21,9 @@ public struct APIHandler: APIProtocol {
     /// Creates the handler.
     public init(
         teams: TeamService, tokens: TokenService, identities: IdentityService, clusters: ClusterService, bindings: BindingService,
-        jobs: JobService, readiness: any ReadinessProbe, registry: PrometheusCollectorRegistry
+        jobs: JobService, audit: AuditService, readiness: any ReadinessProbe, registry: PrometheusCollectorRegistry
     ) {
+        self.audit = audit
         self.teams = teams
         self.tokens = tokens
         self.identities = identities
@@ -363,5 +365,71 @@ public struct APIHandler: APIProtocol {
             team: input.path.team, identity: input.path.identity, cluster: input.query.cluster, namespace: input.query.namespace,
             context: context)
         return .ok(.init(body: .yaml(HTTPBody(text))))
+    }
+
+    // MARK: audit
+
+    public func listAudit(_ input: Operations.ListAudit.Input) async throws -> Operations.ListAudit.Output {
+        let context = try RequestInfo.context()
+        let query = input.query
+        let filter = AuditWire.filter(team: query.team, actor: query.actor, action: query.action, resourceType: query.resourceType,
+                                      resourceName: query.resourceName, outcome: query.outcome?.rawValue, requestId: query.requestId,
+                                      since: query.since, until: query.until)
+        switch input.headers.accept.sortedByQuality().first?.contentType {
+        case .applicationXNdjson?:
+            let records = try await audit.export(filter, context: context)
+            return .ok(.init(body: .applicationXNdjson(HTTPBody(AuditExportBody(records: records, format: .ndjson), length: .unknown,
+                                                                 iterationBehavior: .single))))
+        case .csv?:
+            let records = try await audit.export(filter, context: context)
+            return .ok(.init(body: .csv(HTTPBody(AuditExportBody(records: records, format: .csv), length: .unknown, iterationBehavior: .single))))
+        default:
+            let page = try PageRequest(limit: query.limit, cursor: query.cursor)
+            let result = try await audit.list(filter, page: page, context: context)
+            ResponseAdjustments.ensureKey("nextCursor")
+            for key in AuditWire.nullKeys { ResponseAdjustments.ensureItemKey(key) }
+            return .ok(.init(body: .json(.init(items: try result.items.map(AuditWire.event), nextCursor: result.nextCursor))))
+        }
+    }
+
+    public func getAuditEvent(_ input: Operations.GetAuditEvent.Input) async throws -> Operations.GetAuditEvent.Output {
+        let context = try RequestInfo.context()
+        let record = try await audit.get(input.path.id, context: context)
+        for key in AuditWire.nullKeys { ResponseAdjustments.ensureKey(key) }
+        return .ok(.init(body: .json(try AuditWire.event(record))))
+    }
+
+    public func streamAudit(_ input: Operations.StreamAudit.Input) async throws -> Operations.StreamAudit.Output {
+        let context = try RequestInfo.context()
+        let query = input.query
+        let filter = try await audit.scoped(
+            AuditWire.filter(team: query.team, actor: query.actor, action: query.action, resourceType: query.resourceType,
+                             resourceName: query.resourceName, outcome: query.outcome?.rawValue, requestId: query.requestId,
+                             since: query.since, until: query.until),
+            context: context)
+        var after: Int64
+        if let header = input.headers.lastEventID {
+            guard let position = Int64(header.trimmingCharacters(in: .whitespaces)), position >= 0 else {
+                throw DomainError(.badRequest, "Last-Event-ID must be the id of an event this stream sent (a chain position).",
+                                  fields: [FieldProblem("Last-Event-ID", "must be a whole number")])
+            }
+            after = position
+        } else if let position = query.lastEventId {
+            after = max(position, 0)
+        } else {
+            after = try await audit.reader.lastPosition()
+        }
+        ResponseAdjustments.setHeader(.cacheControl, "no-cache")
+        return .ok(.init(body: .textEventStream(HTTPBody(AuditStreamBody(log: audit.reader, filter: filter, after: after), length: .unknown,
+                                                             iterationBehavior: .single))))
+    }
+
+    public func verifyAudit(_ input: Operations.VerifyAudit.Input) async throws -> Operations.VerifyAudit.Output {
+        let context = try RequestInfo.context()
+        let result = try await audit.verify(from: input.query.from, to: input.query.to, context: context)
+        for key in ["firstBroken", "missingPosition", "reason", "anchorPosition"] { ResponseAdjustments.ensureKey(key) }
+        return .ok(.init(body: .json(.init(
+            ok: result.ok, checked: result.checked, firstBroken: try result.firstBroken.map(AuditWire.event),
+            missingPosition: result.missingPosition, reason: result.reason, anchorPosition: result.anchorPosition, unsealed: result.unsealed))))
     }
 }

@@ -1,4 +1,5 @@
 import App
+import Core
 import ArgumentParser
 import Foundation
 import Logging
@@ -16,7 +17,7 @@ struct Podid: AsyncParsableCommand {
             Configuration comes from PODID_* environment variables (see docs/configuration.md).
             Start here: `make run` (podid dev) serves the API with a private PostgreSQL.
             """,
-        subcommands: [Serve.self, Worker.self, Migrate.self, Dev.self, Sim.self, LocalPostgresCommand.self])
+        subcommands: [Serve.self, Worker.self, Migrate.self, Database.self, Dev.self, Sim.self, LocalPostgresCommand.self])
 }
 
 /// Reads the configuration and bootstraps logging and metrics once, for every command.
@@ -96,6 +97,48 @@ struct Worker: AsyncParsableCommand {
         let group = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+}
+
+/// `podid db prune-audit`: the owner's maintenance of the audit log.
+struct Database: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "db", abstract: "Database maintenance as the owning role (PODID_MIGRATION_DATABASE_URL).",
+        subcommands: [PruneAudit.self])
+
+    struct PruneAudit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "prune-audit",
+            abstract: "Delete sealed audit events older than a time, leaving an anchor so that verification continues from there.",
+            discussion: """
+                The audit log is kept forever unless this runs (schedule it, e.g. as a CronJob). It needs the
+                owning role: the server's runtime role cannot delete audit events.
+                Examples:
+                  podid db prune-audit --before 2026-01-01T00:00:00Z
+                  PODID_AUDIT_RETENTION_DAYS=400 podid db prune-audit
+                """)
+
+        @Option(help: "Delete events that happened before this RFC 3339 time.")
+        var before: String?
+
+        @Option(help: "Delete events older than this many days (default: PODID_AUDIT_RETENTION_DAYS).")
+        var olderThanDays: Int?
+
+        func run() async throws {
+            let (config, logger, _) = try Bootstrap.configure()
+            let cutoff: Date
+            if let before {
+                guard let date = Timestamp.parse(before) else { throw ValidationError("--before must be an RFC 3339 time such as 2026-01-01T00:00:00Z") }
+                cutoff = date
+            } else if let days = olderThanDays ?? config.auditRetentionDays {
+                guard days >= 1 else { throw ValidationError("the retention must be at least one day") }
+                cutoff = Date().addingTimeInterval(-Double(days) * 86400)
+            } else {
+                throw ValidationError("nothing to prune: give --before or --older-than-days, or set PODID_AUDIT_RETENTION_DAYS (by default the audit log is kept forever)")
+            }
+            let pruned = try await PodidApplication.pruneAudit(before: cutoff, config: config, logger: logger)
+            print("pruned \(pruned) audit events before \(Timestamp.format(cutoff))")
+        }
     }
 }
 

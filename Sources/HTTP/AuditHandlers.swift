@@ -1,0 +1,124 @@
+import API
+import Core
+import Foundation
+import OpenAPIRuntime
+import ServiceLifecycle
+
+/// Audit events on the wire, and the streamed bodies of exports and the live stream.
+enum AuditWire {
+    static let nullKeys = ["actorTeam", "team", "resourceName", "requestId", "jobId", "before", "after", "position", "hash", "prevHash"]
+
+    static func event(_ record: AuditRecord) throws -> Components.Schemas.AuditEvent {
+        // The free-form JSON parts go through their Codable forms.
+        func decode<T: Decodable>(_ type: T.Type, _ value: JSONValue) throws -> T {
+            try JSONDecoder().decode(T.self, from: Data(value.canonicalText.utf8))
+        }
+        let draft = record.draft
+        return .init(
+            id: record.id, time: record.time, actor: draft.actor, actorTeam: draft.actorTeam, action: draft.action,
+            outcome: Components.Schemas.AuditEvent.OutcomePayload(rawValue: draft.outcome.rawValue) ?? .success, team: draft.team,
+            resourceType: draft.resourceType, resourceName: draft.resourceName, requestId: draft.requestId,
+            jobId: draft.jobId?.uuidString.lowercased(),
+            details: .init(additionalProperties: try decode(OpenAPIObjectContainer.self, .object(draft.details))),
+            before: try draft.before.map { try decode(OpenAPIValueContainer.self, $0) },
+            after: try draft.after.map { try decode(OpenAPIValueContainer.self, $0) },
+            position: record.position, hash: record.hash, prevHash: record.prevHash)
+    }
+
+    static func filter(team: String?, actor: String?, action: String?, resourceType: String?, resourceName: String?, outcome: String?,
+                       requestId: String?, since: Date?, until: Date?) -> AuditFilter {
+        AuditFilter(team: team, actor: actor, action: action, resourceType: resourceType, resourceName: resourceName,
+                    outcome: outcome.flatMap(AuditOutcome.init(rawValue:)), requestId: requestId, since: since, until: until)
+    }
+}
+
+/// An export body: the records as NDJSON or CSV lines, pulled from the database as the client
+/// reads, in chunks of about 64 KiB.
+struct AuditExportBody: AsyncSequence, Sendable {
+    typealias Element = HTTPBody.ByteChunk
+    enum Format: Sendable { case ndjson, csv }
+
+    let records: AuditRecords
+    let format: Format
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var records: AuditRecords.AsyncIterator
+        let format: Format
+        var headerSent = false
+        var finished = false
+
+        mutating func next() async throws -> HTTPBody.ByteChunk? {
+            guard !finished else { return nil }
+            var chunk: [UInt8] = []
+            if format == .csv && !headerSent {
+                chunk += Array((AuditRecord.csvHeader.joined(separator: ",") + "\r\n").utf8)
+                headerSent = true
+            }
+            while chunk.count < 64 * 1024 {
+                guard let record = try await records.next() else {
+                    finished = true
+                    break
+                }
+                switch format {
+                case .ndjson: chunk += Array((record.json.canonicalText + "\n").utf8)
+                case .csv: chunk += Array((record.csvLine + "\r\n").utf8)
+                }
+            }
+            return chunk.isEmpty ? nil : ArraySlice(chunk)
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(records: records.makeAsyncIterator(), format: format)
+    }
+}
+
+/// The live stream: sealed events after a chain position, as server-sent events, polled every half
+/// second, with a keep-alive comment every 15 seconds; it ends when podid shuts down.
+struct AuditStreamBody: AsyncSequence, Sendable {
+    typealias Element = HTTPBody.ByteChunk
+    let log: any AuditLog
+    let filter: AuditFilter
+    let after: Int64
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let log: any AuditLog
+        let filter: AuditFilter
+        var after: Int64
+        var quietSince = ContinuousClock.now
+        var opened = false
+
+        mutating func next() async throws -> HTTPBody.ByteChunk? {
+            if !opened {
+                opened = true
+                // Tells EventSource clients how soon to reconnect, and flushes the headers at once.
+                return ArraySlice(Array("retry: 2000\n: podid audit stream from position \(after)\n\n".utf8))
+            }
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                let head = try await log.lastPosition()
+                let records = try await log.sealed(filter, after: after, upTo: head, limit: 500)
+                // A full batch resumes after its last event; otherwise everything up to the head
+                // was read (a filter may have skipped most of it).
+                after = records.count == 500 ? (records.last?.position ?? head) : head
+                if !records.isEmpty {
+                    quietSince = ContinuousClock.now
+                    var text = ""
+                    for record in records {
+                        text += "id: \(record.position ?? 0)\nevent: audit\ndata: \(record.json.canonicalText)\n\n"
+                    }
+                    return ArraySlice(Array(text.utf8))
+                }
+                if ContinuousClock.now - quietSince >= .seconds(15) {
+                    quietSince = ContinuousClock.now
+                    return ArraySlice(Array(": keep-alive\n\n".utf8))
+                }
+                try? await Task.sleep(for: .milliseconds(500))
+            }
+            return nil
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(log: log, filter: filter, after: after)
+    }
+}
