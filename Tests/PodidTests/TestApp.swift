@@ -14,7 +14,7 @@ let testAdminToken = "podid_test_admin_token_0123456789abcdefghijklmnop"
 
 /// Runs `body` against a podid app on its own migrated database, serving as the runtime role.
 func withTestApp<R: Sendable>(
-    _ body: @Sendable (any TestClientProtocol, TestDatabase) async throws -> R
+    live: Bool = false, _ body: @Sendable (any TestClientProtocol, TestDatabase) async throws -> R
 ) async throws -> R {
     let database = try await TestDatabase.make()
     var config = PodidConfig()
@@ -27,7 +27,7 @@ func withTestApp<R: Sendable>(
     let app = try PodidApplication.build(
         config: config, registry: PrometheusCollectorRegistry(), logger: Logger(label: "podid.test"))
     do {
-        let result = try await app.test(.router) { client in
+        let result = try await app.test(live ? .live : .router) { client in
             try await body(client, database)
         }
         await database.drop()
