@@ -238,6 +238,37 @@ struct DevCommandTests {
         #expect(try await dev.interrupt() == 0)
     }
 
+    @Test("docs/audit.md's examples work as written against podid dev")
+    func auditDocExamples() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let doc = try String(contentsOf: root.appendingPathComponent("docs/audit.md"), encoding: .utf8)
+        let tryIt = try #require(doc.range(of: "## Try it"))
+        let start = try #require(doc.range(of: "```sh\n", range: tryIt.upperBound..<doc.endIndex))
+        let end = try #require(doc.range(of: "```", range: start.upperBound..<doc.endIndex))
+        let work = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("podid-audit-doc-\(UUID().uuidString.prefix(8))")
+        let dataDir = work.appendingPathComponent(".podid")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let port = try Self.freePort()
+        let dev = try DevProcess.start(dataDir: dataDir, port: port)
+        try await dev.waitUntilRunning()
+        let cluster = try String(contentsOf: dataDir.appendingPathComponent("postgres-location"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        defer { try? FileManager.default.removeItem(atPath: cluster) }
+        let script = String(doc[start.upperBound..<end.lowerBound]).replacingOccurrences(of: "P=localhost:8080", with: "P=127.0.0.1:\(port)")
+        #expect(script.contains("P=127.0.0.1:\(port)"), "the examples name the address once")
+        let (status, output) = try await runProgram("/bin/sh", ["-e", "-c", script], environment: ["PATH": "/usr/bin:/bin"],
+                                                    timeout: .seconds(60), workingDirectory: work)
+        #expect(status == 0, "\(output)")
+        #expect(output.contains(#""requestId":"audit-demo-1""#), "the request's story: \(output)")
+        #expect(output.contains(#""outcome":"denied""#), "the denial")
+        #expect(output.contains("id,time,actor,actorTeam,action,outcome,team,resourceType,resourceName,requestId,jobId,position,hash,details"))
+        #expect(output.contains("\nevent: audit\ndata: {"), "the live stream: \(output)")
+        #expect(output.contains(#""ok":true"#), "verify")
+        #expect(!output.contains(#""ok":false"#))
+        #expect(!output.contains("urn:podid:problem"), "no problem answers: \(output)")
+        #expect(try await dev.interrupt() == 0)
+    }
+
     @Test("serve refuses to start while migrations are pending, saying which")
     func serveRefusesPendingMigrations() async throws {
         let database = try await TestDatabase.makeEmpty()

@@ -42,6 +42,11 @@ struct IdentityWorkflowTests {
 
             let story = try await database.auditRows().filter { $0.requestId == "req-provision" }.map(\.action)
             #expect(story == ["identity.created", "azure.identity.created", "azure.roleassignment.created", "identity.ready"])
+            // The audit API tells the same story for the request id, newest first, with the job and Azure's ids.
+            let told = try await client.call(.get, "/v1/audit?requestId=req-provision", token: testAdminToken).items
+            #expect(told.compactMap { $0["action"] as? String } == story.reversed())
+            #expect(told.dropLast().allSatisfy { $0["jobId"] is String }, "the job's events name the job")
+            #expect(told.contains { ($0["details"] as? [String: Any])?["upstreamRequestId"] is String })
             let azureRequestIds = Set(sims.azure.requestLog.all.filter { $0.operation == "identity.put" }.map(\.requestId))
             let audited = try await database.withOwner { client in
                 try await client.query("SELECT details->>'upstreamRequestId' FROM audit_events WHERE action = 'azure.identity.created'",
