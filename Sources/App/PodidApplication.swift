@@ -33,6 +33,7 @@ public enum PodidApplication {
         let identityStore = PostgresIdentityStore(database: database)
         let clusterStore = PostgresClusterStore(database: database)
         let bindingStore = PostgresBindingStore(database: database)
+        let healthStore = PostgresHealthStore(database: database)
         let queue = PostgresJobQueue(database: database)
         let kubeClients = KubeClientPool()
         let runner = MigrationRunner(client: client, migrations: try Migration.bundled(), logger: dbLogger)
@@ -48,6 +49,7 @@ public enum PodidApplication {
             bindings: BindingService(store: bindingStore, identities: identityStore, clusters: clusterStore, teams: teamStore, audit: audit),
             jobs: JobService(store: queue, audit: audit),
             audit: AuditService(log: auditLog, audit: audit),
+            health: HealthService(health: healthStore, bindings: bindingStore, audit: audit),
             readiness: PostgresReadinessProbe(runner: runner),
             registry: registry)
         var httpLogger = logger
@@ -63,7 +65,11 @@ public enum PodidApplication {
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? config.httpPort) },
             logger: httpLogger)
         app.addServices(client, IdempotencyPruner(store: idempotency, logger: logger), AuditSealer(log: auditLog, logger: logger))
-        if let jobRunner { app.addServices(kubeClients, jobRunner) }
+        if let jobRunner {
+            app.addServices(kubeClients, jobRunner)
+            // Health sweeps run where the workers run (their Azure client and Kubernetes pool).
+            app.addServices(try Self.healthScheduler(config: config, database: database, connector: kubeClients, logger: logger))
+        }
         app.addServices(services)
         return app
     }
@@ -74,13 +80,7 @@ public enum PodidApplication {
                                  logger: Logger) throws -> JobRunner {
         var workerLogger = logger
         workerLogger[metadataKey: "component"] = "worker"
-        let credential = try CredentialChain.credential(
-            .init(tenantId: config.azureTenantId, clientId: config.azureClientId, clientSecret: config.azureClientSecret,
-                  clientSecretFile: config.azureClientSecretFile, federatedTokenFile: config.azureFederatedTokenFile,
-                  authorityHost: config.azureAuthorityHost, imdsEndpoint: config.azureIMDSEndpoint),
-            client: HTTPClient.shared)
-        let azure = ARMClient(client: HTTPClient.shared, endpoint: config.azureARMEndpoint, credential: CachedCredential(credential),
-                              identityWritesPerSecond: config.azureIdentityWritesPerSecond)
+        let azure = try Self.azureClient(config: config)
         let identityStore = PostgresIdentityStore(database: database)
         let bindingStore = PostgresBindingStore(database: database)
         let clusterStore = PostgresClusterStore(database: database)
@@ -91,7 +91,39 @@ public enum PodidApplication {
         for kind in IdentityJobs.all { handlers[kind] = identities }
         for kind in BindingJobs.all { handlers[kind] = bindings }
         handlers[ClusterJobs.check] = ClusterCheckWorkflow(clusters: clusterStore, connector: connector)
+        handlers[HealthService.checkJob] = HealthCheckHandler(sweeper: try healthSweeper(config: config, database: database, connector: connector,
+                                                                                         logger: workerLogger))
         return JobRunner(queue: PostgresJobQueue(database: database), handlers: handlers, workers: config.workers, logger: workerLogger)
+    }
+
+    /// The Azure client the configuration describes (built at start-up, so that a bad Azure
+    /// configuration stops it).
+    static func azureClient(config: PodidConfig) throws -> ARMClient {
+        let credential = try CredentialChain.credential(
+            .init(tenantId: config.azureTenantId, clientId: config.azureClientId, clientSecret: config.azureClientSecret,
+                  clientSecretFile: config.azureClientSecretFile, federatedTokenFile: config.azureFederatedTokenFile,
+                  authorityHost: config.azureAuthorityHost, imdsEndpoint: config.azureIMDSEndpoint),
+            client: HTTPClient.shared)
+        return ARMClient(client: HTTPClient.shared, endpoint: config.azureARMEndpoint, credential: CachedCredential(credential),
+                         identityWritesPerSecond: config.azureIdentityWritesPerSecond)
+    }
+
+    static func healthSweeper(config: PodidConfig, database: Store.PostgresDatabase, connector: any KubernetesConnector,
+                              logger: Logger) throws -> HealthSweeper {
+        var healthLogger = logger
+        healthLogger[metadataKey: "component"] = "health"
+        return HealthSweeper(
+            clusters: PostgresClusterStore(database: database), bindings: PostgresBindingStore(database: database),
+            identities: PostgresIdentityStore(database: database), teams: PostgresTeamStore(database: database),
+            health: PostgresHealthStore(database: database), connector: connector, azure: try azureClient(config: config), logger: healthLogger)
+    }
+
+    /// The scheduler of health sweeps (`PODID_HEALTH_INTERVAL`).
+    public static func healthScheduler(config: PodidConfig, database: Store.PostgresDatabase, connector: any KubernetesConnector,
+                                       logger: Logger) throws -> HealthScheduler {
+        HealthScheduler(sweeper: try healthSweeper(config: config, database: database, connector: connector, logger: logger),
+                        clusters: PostgresClusterStore(database: database), health: PostgresHealthStore(database: database),
+                        interval: .seconds(config.healthInterval), historyDays: config.healthHistoryDays, logger: logger)
     }
 
     /// `podid worker`: the workers alone, with their PostgreSQL client, and no HTTP server.
@@ -104,7 +136,8 @@ public enum PodidApplication {
         var config = config
         config.workers = max(config.workers, 1)
         let kubeClients = KubeClientPool()
-        return [client, kubeClients, try jobRunner(config: config, database: database, connector: kubeClients, logger: logger)]
+        return [client, kubeClients, try jobRunner(config: config, database: database, connector: kubeClients, logger: logger),
+                try healthScheduler(config: config, database: database, connector: kubeClients, logger: logger)]
     }
 
     /// Runs `body` with a PostgreSQL client for `url` that runs only as long as `body` does (for

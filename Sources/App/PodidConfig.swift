@@ -35,6 +35,8 @@ public struct PodidConfig: Sendable {
     public var workers = 4
     /// `PODID_HEALTH_INTERVAL`: seconds between health sweeps of a cluster.
     public var healthInterval = 60
+    /// `PODID_HEALTH_HISTORY_DAYS`: how long health status changes are kept.
+    public var healthHistoryDays = 30
     /// `PODID_AUDIT_RETENTION_DAYS`: how many days `podid db prune-audit` keeps by default (unset:
     /// keep forever).
     public var auditRetentionDays: Int?
@@ -76,7 +78,7 @@ public struct PodidConfig: Sendable {
     /// Every variable this type reads, for the configuration reference.
     public static let variables = [
         "PODID_HTTP_HOST", "PODID_HTTP_PORT", "PODID_LOG_LEVEL", "PODID_LOG_FORMAT", "PODID_ADMIN_TOKEN",
-        "PODID_WORKERS", "PODID_HEALTH_INTERVAL", "PODID_AUDIT_RETENTION_DAYS", "PODID_DATABASE_URL", "PODID_MIGRATION_DATABASE_URL",
+        "PODID_WORKERS", "PODID_HEALTH_INTERVAL", "PODID_AUDIT_RETENTION_DAYS", "PODID_HEALTH_HISTORY_DAYS", "PODID_DATABASE_URL", "PODID_MIGRATION_DATABASE_URL",
         "PODID_DATA_DIR", "PODID_SIM_HOST", "PODID_SIM_AZURE_PORT", "PODID_SIM_KUBE_PORT", "PODID_SIM_MIC_MODE",
         "PODID_AZURE_TENANT_ID", "PODID_AZURE_CLIENT_ID", "PODID_AZURE_CLIENT_SECRET", "PODID_AZURE_CLIENT_SECRET_FILE",
         "PODID_AZURE_AUTHORITY_HOST", "PODID_AZURE_ARM_ENDPOINT", "PODID_AZURE_IMDS_ENDPOINT",
@@ -125,6 +127,7 @@ public struct PodidConfig: Sendable {
         }
         if let workers = try integer("PODID_WORKERS", 0...256) { config.workers = workers }
         if let days = try integer("PODID_AUDIT_RETENTION_DAYS", 1...36_500) { config.auditRetentionDays = days }
+        if let days = try integer("PODID_HEALTH_HISTORY_DAYS", 1...3650) { config.healthHistoryDays = days }
         if let interval = try integer("PODID_HEALTH_INTERVAL", 5...86_400) { config.healthInterval = interval }
         for name in ["PODID_DATABASE_URL", "PODID_MIGRATION_DATABASE_URL"] {
             guard let url = value(name) else { continue }

@@ -46,6 +46,26 @@ public struct ARMClient: AzureGateway {
         return try answer.map(Self.identity)
     }
 
+    public func identities(subscriptionId: String, resourceGroup: String) async throws -> [AzureIdentityInfo] {
+        var url: String? = "\(endpoint)/subscriptions/\(subscriptionId)/resourceGroups/\(resourceGroup)/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=\(APIVersion.identities)"
+        var result: [AzureIdentityInfo] = []
+        while let next = url {
+            let answer: HTTPExchange
+            do {
+                answer = try await send(.GET, next, body: nil, operation: "identity.list")
+            } catch let error as UpstreamError where error.status == 404 {
+                return []
+            }
+            guard case .array(let items)? = answer.json?.at("value") else { break }
+            for item in items {
+                result.append(try Self.identity(HTTPExchange(status: 200, headers: answer.headers,
+                                                              body: Array((try? JSONEncoder().encode(item)) ?? Data()))))
+            }
+            url = answer.json?.at("nextLink")?.stringValue
+        }
+        return result
+    }
+
     public func updateIdentityTags(_ ref: AzureIdentityRef, tags: [String: String]) async throws -> AzureIdentityInfo {
         await identityWrites.acquire(ref.subscriptionId)
         let body = JSONValue.object(["tags": .object(tags.mapValues { .string($0) })])

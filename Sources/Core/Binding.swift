@@ -21,11 +21,15 @@ public struct Binding: Sendable, Equatable, Codable {
     public var appliedClientId: String?
     public var createdAt: Date
     public var updatedAt: Date
+    /// The latest assignment health (nil until a sweep looked).
+    public var health: HealthStatus?
 
     /// Creates a binding.
     public init(team: String, identity: String, name: String, cluster: String, namespace: String, selector: String,
                 state: ResourceState = .pending, message: String? = nil, lastError: String? = nil, generation: Int64 = 1,
-                observedGeneration: Int64 = 0, appliedClientId: String? = nil, createdAt: Date = Date(), updatedAt: Date = Date()) {
+                observedGeneration: Int64 = 0, appliedClientId: String? = nil, createdAt: Date = Date(), updatedAt: Date = Date(),
+                health: HealthStatus? = nil) {
+        self.health = health
         self.team = team
         self.identity = identity
         self.name = name
@@ -149,6 +153,8 @@ public protocol BindingStore: Sendable {
     func bindings(team: String, identity: String, page: PageRequest) async throws -> [Binding]
     /// Every binding of an identity.
     func bindings(team: String, identity: String) async throws -> [Binding]
+    /// Every binding in a cluster that is not being deleted.
+    func bindings(cluster: String) async throws -> [Binding]
     /// Bindings in `cluster`/`namespace` that share the identity's AzureIdentity, other than `excluding`.
     func siblings(of binding: Binding) async throws -> [Binding]
     /// Replaces the selector if the generation is still `ifGeneration` (generation + 1, `pending`), with its job.

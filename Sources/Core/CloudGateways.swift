@@ -145,6 +145,8 @@ public protocol AzureGateway: Sendable {
     func createOrUpdateIdentity(_ ref: AzureIdentityRef, location: String, tags: [String: String]) async throws -> AzureIdentityInfo
     /// GET: the identity, or nil when it does not exist.
     func identity(_ ref: AzureIdentityRef) async throws -> AzureIdentityInfo?
+    /// The identities of a resource group (following `nextLink`); empty when the group does not exist.
+    func identities(subscriptionId: String, resourceGroup: String) async throws -> [AzureIdentityInfo]
     /// PATCH: replaces the tags.
     func updateIdentityTags(_ ref: AzureIdentityRef, tags: [String: String]) async throws -> AzureIdentityInfo
     /// DELETE.

@@ -14,6 +14,7 @@ public struct APIHandler: APIProtocol {
     let bindings: BindingService
     let jobs: JobService
     let audit: AuditService
+    let health: HealthService
     let readiness: any ReadinessProbe
     let registry: PrometheusCollectorRegistry
     let openAPIDocument: String
@@ -21,9 +22,10 @@ public struct APIHandler: APIProtocol {
     /// Creates the handler.
     public init(
         teams: TeamService, tokens: TokenService, identities: IdentityService, clusters: ClusterService, bindings: BindingService,
-        jobs: JobService, audit: AuditService, readiness: any ReadinessProbe, registry: PrometheusCollectorRegistry
+        jobs: JobService, audit: AuditService, health: HealthService, readiness: any ReadinessProbe, registry: PrometheusCollectorRegistry
     ) {
         self.audit = audit
+        self.health = health
         self.teams = teams
         self.tokens = tokens
         self.identities = identities
@@ -431,5 +433,46 @@ public struct APIHandler: APIProtocol {
         return .ok(.init(body: .json(.init(
             ok: result.ok, checked: result.checked, firstBroken: try result.firstBroken.map(AuditWire.event),
             missingPosition: result.missingPosition, reason: result.reason, anchorPosition: result.anchorPosition, unsealed: result.unsealed))))
+    }
+
+    // MARK: health
+
+    static func counts(_ counts: HealthCounts) -> Components.Schemas.HealthCounts {
+        .init(status: Components.Schemas.HealthStatus(rawValue: counts.worst.rawValue) ?? .unknown, healthy: counts.healthy,
+              degraded: counts.degraded, unhealthy: counts.unhealthy, unknown: counts.unknown)
+    }
+
+    static func wire(_ record: BindingHealth) -> Components.Schemas.BindingHealth {
+        .init(team: record.team, identity: record.identity, binding: record.binding, cluster: record.cluster,
+              status: Components.Schemas.HealthStatus(rawValue: record.status.rawValue) ?? .unknown,
+              findings: record.findings.map {
+                  .init(code: $0.code, severity: Components.Schemas.Finding.SeverityPayload(rawValue: $0.severity.rawValue) ?? .unknown,
+                        message: $0.message, pod: $0.pod, namespace: $0.namespace, hint: $0.hint, observedAt: $0.observedAt)
+              },
+              observedAt: record.observedAt, changedAt: record.changedAt)
+    }
+
+    public func getHealthSummary(_ input: Operations.GetHealthSummary.Input) async throws -> Operations.GetHealthSummary.Output {
+        let context = try RequestInfo.context()
+        let summary = try await health.summary(context: context)
+        return .ok(.init(body: .json(.init(
+            totals: Self.counts(summary.totals), teams: .init(additionalProperties: summary.teams.mapValues(Self.counts)),
+            clusters: .init(additionalProperties: summary.clusters.mapValues(Self.counts)),
+            identities: .init(additionalProperties: summary.identities.mapValues(Self.counts))))))
+    }
+
+    public func getBindingHealth(_ input: Operations.GetBindingHealth.Input) async throws -> Operations.GetBindingHealth.Output {
+        let context = try RequestInfo.context()
+        let record = try await health.get(team: input.path.team, identity: input.path.identity, binding: input.path.binding, context: context)
+        for key in ["observedAt", "changedAt"] { ResponseAdjustments.ensureKey(key) }
+        return .ok(.init(body: .json(Self.wire(record))))
+    }
+
+    public func checkBindingHealth(_ input: Operations.CheckBindingHealth.Input) async throws -> Operations.CheckBindingHealth.Output {
+        let context = try RequestInfo.context()
+        let record = try await health.check(team: input.path.team, identity: input.path.identity, binding: input.path.binding, context: context)
+        for key in ["observedAt", "changedAt"] { ResponseAdjustments.ensureKey(key) }
+        ResponseAdjustments.setHeader(.location, "/v1/teams/\(input.path.team)/identities/\(input.path.identity)/bindings/\(input.path.binding)/health")
+        return .accepted(.init(body: .json(Self.wire(record))))
     }
 }

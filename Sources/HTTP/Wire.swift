@@ -244,7 +244,7 @@ extension Wire {
             name: binding.name, team: binding.team, identity: binding.identity, cluster: binding.cluster, namespace: binding.namespace,
             selector: binding.selector, podLabel: .init(additionalProperties: binding.podLabel),
             azureIdentityName: binding.azureIdentityObjectName, azureIdentityBindingName: binding.bindingObjectName,
-            state: state(binding.state), message: binding.message, lastError: binding.lastError, health: nil,
+            state: state(binding.state), message: binding.message, lastError: binding.lastError, health: binding.health?.rawValue,
             generation: binding.generation, observedGeneration: binding.observedGeneration,
             createdAt: binding.createdAt, updatedAt: binding.updatedAt)
     }

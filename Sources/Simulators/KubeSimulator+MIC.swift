@@ -198,3 +198,29 @@ extension KubeSimulator {
         }
     }
 }
+
+extension KubeSimulator {
+    /// Creates running pods directly (benchmarks and scale tests: thousands of pods without
+    /// thousands of requests), spread over the simulated nodes. The simulated MIC treats them as
+    /// any other pod.
+    public func seedPods(_ pods: [(name: String, namespace: String, labels: [String: String])]) {
+        guard let resource = resource(group: "", plural: "pods") else { return }
+        for (index, pod) in pods.enumerated() {
+            var labels: [String: JSON] = [:]
+            for (key, value) in pod.labels { labels[key] = .string(value) }
+            _ = commitCreate(resource, namespace: pod.namespace, name: pod.name, object: [
+                "metadata": ["name": .string(pod.name), "labels": .object(labels)],
+                "spec": ["nodeName": .string(Self.nodes[index % Self.nodes.count]),
+                         "containers": .array([["name": "app", "image": "nginx"]])],
+            ], manager: "podid-sim", operation: "Update")
+        }
+    }
+}
+
+extension KubeSimulator {
+    /// Creates an object of any served kind directly (benchmarks and scale tests).
+    public func seedObject(group: String, plural: String, namespace: String?, name: String, object: JSON) {
+        guard let resource = resource(group: group, plural: plural) else { return }
+        _ = commitCreate(resource, namespace: namespace, name: name, object: object, manager: "podid-sim", operation: "Update")
+    }
+}

@@ -72,8 +72,12 @@ public final class KubeSimulator: Sendable {
     /// The current settings.
     public var currentSettings: Settings { settings.withLock { $0 } }
 
-    /// Changes the settings.
-    public func configure(_ change: (inout Settings) -> Void) { settings.withLock { change(&$0) } }
+    /// Changes the settings; what they say about the broker's pods (MIC running, NMI readiness)
+    /// takes effect at once, as through `PATCH /_sim/settings`.
+    public func configure(_ change: (inout Settings) -> Void) {
+        settings.withLock { change(&$0) }
+        reconcileBrokerPods()
+    }
 
     /// The HTTP responder.
     public func responder() -> CallbackResponder<BasicRequestContext> {

@@ -12,8 +12,10 @@ public struct PostgresBindingStore: BindingStore {
     }
 
     static let columns = """
-        team, identity, name, cluster, namespace, selector, state, message, last_error, generation, observed_generation,
-        applied_client_id, created_at, updated_at
+        bindings.team, bindings.identity, bindings.name, bindings.cluster, bindings.namespace, bindings.selector, bindings.state,
+        bindings.message, bindings.last_error, bindings.generation, bindings.observed_generation, bindings.applied_client_id,
+        bindings.created_at, bindings.updated_at,
+        (SELECT h.status FROM binding_health h WHERE h.team = bindings.team AND h.identity = bindings.identity AND h.binding = bindings.name)
         """
 
     static func decode(_ row: PostgresRow) throws -> Binding {
@@ -24,7 +26,8 @@ public struct PostgresBindingStore: BindingStore {
             state: ResourceState(rawValue: try cells[6].decode(String.self)) ?? .pending, message: try cells[7].decode(String?.self),
             lastError: try cells[8].decode(String?.self), generation: try cells[9].decode(Int64.self),
             observedGeneration: try cells[10].decode(Int64.self), appliedClientId: try cells[11].decode(String?.self),
-            createdAt: try cells[12].decode(Date.self), updatedAt: try cells[13].decode(Date.self))
+            createdAt: try cells[12].decode(Date.self), updatedAt: try cells[13].decode(Date.self),
+            health: try cells[14].decode(String?.self).flatMap(HealthStatus.init(rawValue:)))
     }
 
     /// Refuses a selector another team uses in the cluster. The caller holds the cluster's row lock,
@@ -99,6 +102,12 @@ public struct PostgresBindingStore: BindingStore {
     public func bindings(team: String, identity: String) async throws -> [Binding] {
         try await database.rows(
             "SELECT \(unescaped: Self.columns) FROM bindings WHERE team = \(team) AND identity = \(identity) ORDER BY name"
+        ).map(Self.decode)
+    }
+
+    public func bindings(cluster: String) async throws -> [Binding] {
+        try await database.rows(
+            "SELECT \(unescaped: Self.columns) FROM bindings WHERE cluster = \(cluster) AND state <> 'deleting' ORDER BY team, identity, name"
         ).map(Self.decode)
     }
 

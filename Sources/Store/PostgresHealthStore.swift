@@ -1,0 +1,122 @@
+import Core
+import Foundation
+import PostgresNIO
+
+/// Binding health in PostgreSQL.
+public struct PostgresHealthStore: HealthStore {
+    let database: PostgresDatabase
+
+    /// Creates the store.
+    public init(database: PostgresDatabase) {
+        self.database = database
+    }
+
+    static let columns = "team, identity, binding, cluster, status, findings::text, observed_at, changed_at"
+
+    static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            return Timestamp.parse(text) ?? Date(timeIntervalSince1970: 0)
+        }
+        return decoder
+    }
+
+    static func decode(_ row: PostgresRow) throws -> BindingHealth {
+        let (team, identity, binding, cluster, status, findings, observedAt, changedAt) =
+            try row.decode((String, String, String, String, String, String, Date, Date).self)
+        return BindingHealth(team: team, identity: identity, binding: binding, cluster: cluster, status: HealthStatus(rawValue: status) ?? .unknown,
+                             findings: (try? decoder().decode([Finding].self, from: Data(findings.utf8))) ?? [],
+                             observedAt: observedAt, changedAt: changedAt)
+    }
+
+    public func record(_ health: BindingHealth, audit: @escaping @Sendable (HealthStatus?) -> AuditDraft) async throws -> HealthStatus? {
+        let findings = JSONValue.encoding(health.findings).canonicalText
+        let observedAt = health.observedAt ?? Date()
+        return try await database.transaction { connection in
+            let previousRows = try await connection.query(
+                "SELECT status FROM binding_health WHERE team = \(health.team) AND identity = \(health.identity) AND binding = \(health.binding) FOR UPDATE",
+                logger: database.logger
+            ).collect()
+            let previous = try previousRows.first.map { HealthStatus(rawValue: try $0.decode(String.self)) ?? .unknown }
+            // The binding may be gone since the sweep read it: then there is nothing to record.
+            let exists = try await connection.query(
+                "SELECT 1 FROM bindings WHERE team = \(health.team) AND identity = \(health.identity) AND name = \(health.binding)",
+                logger: database.logger
+            ).collect()
+            guard !exists.isEmpty else { return previous }
+            try await connection.query(
+                """
+                INSERT INTO binding_health (team, identity, binding, cluster, status, findings, observed_at, changed_at)
+                VALUES (\(health.team), \(health.identity), \(health.binding), \(health.cluster), \(health.status.rawValue),
+                        \(findings)::jsonb, \(observedAt), \(observedAt))
+                ON CONFLICT (team, identity, binding) DO UPDATE SET
+                    cluster = EXCLUDED.cluster, findings = EXCLUDED.findings, observed_at = EXCLUDED.observed_at,
+                    changed_at = CASE WHEN binding_health.status = EXCLUDED.status THEN binding_health.changed_at ELSE EXCLUDED.observed_at END,
+                    status = EXCLUDED.status
+                """, logger: database.logger)
+            if previous != health.status {
+                try await connection.query(
+                    """
+                    INSERT INTO binding_health_history (team, identity, binding, cluster, status, previous, findings, observed_at)
+                    VALUES (\(health.team), \(health.identity), \(health.binding), \(health.cluster), \(health.status.rawValue),
+                            \(previous?.rawValue), \(findings)::jsonb, \(observedAt))
+                    """, logger: database.logger)
+                try await connection.insertAudit(audit(previous), logger: database.logger)
+            }
+            return previous
+        }
+    }
+
+    public func health(team: String, identity: String, binding: String) async throws -> BindingHealth? {
+        try await database.rows(
+            "SELECT \(unescaped: Self.columns) FROM binding_health WHERE team = \(team) AND identity = \(identity) AND binding = \(binding)"
+        ).first.map(Self.decode)
+    }
+
+    public func allHealth(team: String?) async throws -> [BindingHealth] {
+        // Every binding, also those no sweep has looked at yet (unknown).
+        try await database.rows(
+            """
+            SELECT b.team, b.identity, b.name, b.cluster, coalesce(h.status, 'unknown'), coalesce(h.findings, '[]')::text,
+                   h.observed_at, h.changed_at
+            FROM bindings b LEFT JOIN binding_health h ON h.team = b.team AND h.identity = b.identity AND h.binding = b.name
+            WHERE b.state <> 'deleting' AND (\(team)::text IS NULL OR b.team = \(team))
+            ORDER BY b.team, b.identity, b.name
+            """
+        ).map { row in
+            let (team, identity, binding, cluster, status, findings, observedAt, changedAt) =
+                try row.decode((String, String, String, String, String, String, Date?, Date?).self)
+            return BindingHealth(team: team, identity: identity, binding: binding, cluster: cluster, status: HealthStatus(rawValue: status) ?? .unknown,
+                                 findings: (try? Self.decoder().decode([Finding].self, from: Data(findings.utf8))) ?? [],
+                                 observedAt: observedAt, changedAt: changedAt)
+        }
+    }
+
+    public func pruneHistory(before: Date) async throws -> Int {
+        try await database.rows("DELETE FROM binding_health_history WHERE observed_at < \(before) RETURNING id").count
+    }
+
+    public func withSweepLock(cluster: String, _ body: @Sendable () async throws -> Void) async throws -> Bool {
+        // A session lock on one pooled connection, held while the sweep runs: no transaction stays
+        // open across the cluster's and Azure's answers.
+        let key = "podid-health:\(cluster)"
+        do {
+            return try await database.client.withConnection { connection in
+                let locked = try await connection.query("SELECT pg_try_advisory_lock(hashtext(\(key)))", logger: database.logger)
+                    .collect()[0].decode(Bool.self)
+                guard locked else { return false }
+                do {
+                    try await body()
+                } catch {
+                    _ = try? await connection.query("SELECT pg_advisory_unlock(hashtext(\(key)))", logger: database.logger).collect()
+                    throw error
+                }
+                _ = try await connection.query("SELECT pg_advisory_unlock(hashtext(\(key)))", logger: database.logger).collect()
+                return true
+            }
+        } catch {
+            throw PostgresErrors.map(error)
+        }
+    }
+}

@@ -1,0 +1,262 @@
+import Core
+import Foundation
+import Logging
+import Metrics
+import ServiceLifecycle
+
+/// One health sweep of a cluster: one pass of lists (labelled pods, AzureAssignedIdentities,
+/// AzureIdentities, AzureIdentityBindings, the broker's MIC and NMI pods), one identity list per
+/// resource group in Azure, then every binding of the cluster evaluated. Cost O(pods + assignments +
+/// bindings), never a request per binding. podid's own objects that drifted are re-applied.
+public struct HealthSweeper: Sendable {
+    let clusters: any ClusterStore
+    let bindings: any BindingStore
+    let identities: any IdentityStore
+    let teams: any TeamStore
+    let health: any HealthStore
+    let connector: any KubernetesConnector
+    let azure: any AzureGateway
+    let logger: Logger
+    /// How long an assignment may stay `Created` before it counts as stuck.
+    let stuckAfter: TimeInterval
+
+    /// Managed Identity Operator, the role the kubelet identity needs on identities.
+    public static let managedIdentityOperator = "f1a07417-d97a-45cb-824c-7a7467783830"
+
+    /// Creates the sweeper.
+    public init(clusters: any ClusterStore, bindings: any BindingStore, identities: any IdentityStore, teams: any TeamStore,
+                health: any HealthStore, connector: any KubernetesConnector, azure: any AzureGateway, logger: Logger,
+                stuckAfter: TimeInterval = HealthEvaluator.stuckAfter) {
+        self.stuckAfter = stuckAfter
+        self.clusters = clusters
+        self.bindings = bindings
+        self.identities = identities
+        self.teams = teams
+        self.health = health
+        self.connector = connector
+        self.azure = azure
+        self.logger = logger
+    }
+
+    /// Sweeps `name` unless another replica is sweeping it; false then.
+    @discardableResult
+    public func sweep(cluster name: String) async throws -> Bool {
+        try await health.withSweepLock(cluster: name) {
+            guard let cluster = try await clusters.cluster(named: name) else { return }
+            try await sweep(cluster)
+        }
+    }
+
+    func sweep(_ cluster: Cluster) async throws {
+        let observed = await observe(cluster)
+        let bound = try await bindings.bindings(cluster: cluster.name)
+        var identityCache: [String: Identity] = [:]
+        var policyCache: [String: TeamPolicy] = [:]
+        for binding in bound {
+            let key = "\(binding.team)/\(binding.identity)"
+            if identityCache[key] == nil, let identity = try await identities.identity(team: binding.team, name: binding.identity) {
+                identityCache[key] = identity
+            }
+            if policyCache[binding.team] == nil, let team = try await teams.team(named: binding.team) {
+                policyCache[binding.team] = team.policy
+            }
+        }
+        let azureState = await observeAzure(Array(identityCache.values), cluster: cluster)
+        var byStatus: [HealthStatus: Int] = [:]
+        var byCode: [String: Int] = [:]
+        for binding in bound {
+            guard let identity = identityCache["\(binding.team)/\(binding.identity)"] else { continue }
+            let findings = HealthEvaluator.evaluate(
+                binding: binding, identity: identity, cluster: cluster, policy: policyCache[binding.team] ?? .empty, observed: observed,
+                azure: azureState["\(binding.team)/\(binding.identity)"] ?? AzureIdentityObservation(exists: nil), stuckAfter: stuckAfter)
+            let status = HealthEvaluator.status(findings)
+            byStatus[status, default: 0] += 1
+            for finding in findings { byCode[finding.code, default: 0] += 1 }
+            if observed.unreachable == nil {
+                await repairDrift(binding, identity: identity, cluster: cluster, findings: findings)
+            }
+            let record = BindingHealth(team: binding.team, identity: binding.identity, binding: binding.name, cluster: cluster.name,
+                                       status: status, findings: findings, observedAt: observed.observedAt, changedAt: nil)
+            try await health.record(record) { previous in
+                AuditDraft(actor: "podid", actorTeam: nil, action: "health.changed", outcome: status == .healthy ? .success : .failure,
+                           team: binding.team, resourceType: "binding", resourceName: "\(binding.identity)/\(binding.name)", requestId: nil,
+                           details: ["cluster": .string(cluster.name), "from": previous.map { .string($0.rawValue) } ?? .null,
+                                     "to": .string(status.rawValue), "codes": .array(Set(findings.map(\.code)).sorted().map(JSONValue.string))])
+            }
+        }
+        publish(cluster: cluster.name, byStatus: byStatus, byCode: byCode, assignments: observed.assignments)
+    }
+
+    /// One pass of lists; an unreachable cluster or missing CRDs is recorded, not thrown.
+    public func observe(_ cluster: Cluster) async -> ClusterObservation {
+        let now = Date()
+        do {
+            let gateway = try await connector.gateway(for: cluster)
+            let served = try await gateway.servedPodIdentityKinds()
+            guard KubeKind.podIdentityKinds.allSatisfy({ served.contains($0.plural) }) else {
+                return ClusterObservation(crdsServed: false, observedAt: now)
+            }
+            async let pods = gateway.list(.pod, namespace: nil, labelSelector: "aadpodidbinding")
+            async let assignments = gateway.list(.azureAssignedIdentity, namespace: nil, labelSelector: nil)
+            async let azureIdentities = gateway.list(.azureIdentity, namespace: nil, labelSelector: nil)
+            async let identityBindings = gateway.list(.azureIdentityBinding, namespace: nil, labelSelector: nil)
+            async let mic = gateway.list(.pod, namespace: cluster.brokerNamespace, labelSelector: "component=mic")
+            async let nmi = gateway.list(.pod, namespace: cluster.brokerNamespace, labelSelector: "component=nmi")
+            return ClusterObservation(
+                labelledPods: try await pods.map(PodObject.init), assignments: try await assignments.map(AzureAssignedIdentityObject.init),
+                azureIdentities: try await azureIdentities.map(AzureIdentityObject.init),
+                bindings: try await identityBindings.map(AzureIdentityBindingObject.init),
+                micPods: try await mic.map(PodObject.init), nmiPods: try await nmi.map(PodObject.init), observedAt: now)
+        } catch {
+            return ClusterObservation(unreachable: "\(error)", observedAt: now)
+        }
+    }
+
+    /// What Azure says about the identities: one list per resource group, and (with a kubelet
+    /// identity configured) its role assignments on each identity.
+    func observeAzure(_ identities: [Identity], cluster: Cluster) async -> [String: AzureIdentityObservation] {
+        var result: [String: AzureIdentityObservation] = [:]
+        let groups = Dictionary(grouping: identities) { "\($0.subscriptionId.lowercased())/\($0.resourceGroup.lowercased())" }
+        for (_, members) in groups {
+            guard let first = members.first else { continue }
+            let listed: [AzureIdentityInfo]
+            do {
+                listed = try await azure.identities(subscriptionId: first.subscriptionId, resourceGroup: first.resourceGroup)
+            } catch {
+                logger.warning("listing identities for a health sweep failed", metadata: ["error": "\(error)", "resourceGroup": "\(first.resourceGroup)"])
+                continue
+            }
+            let byName = Dictionary(listed.map { ($0.name.lowercased(), $0) }, uniquingKeysWith: { a, _ in a })
+            for identity in members where identity.resourceId != nil {
+                let found = byName[identity.name.lowercased()]
+                var observation = AzureIdentityObservation(exists: found != nil, clientId: found?.clientId)
+                if found != nil, let kubelet = cluster.kubeletIdentity?.objectId, let resourceId = identity.resourceId {
+                    if let assignments = try? await azure.roleAssignments(scope: resourceId, principalId: kubelet) {
+                        observation.kubeletIsOperator = assignments.contains {
+                            $0.roleDefinitionGuid == Self.managedIdentityOperator
+                                && IdentityRules.scope(resourceId, isWithin: $0.scope.isEmpty ? RoleAssignmentNaming.scopeOf(assignmentId: $0.id) : $0.scope)
+                        }
+                    }
+                }
+                result["\(identity.team)/\(identity.name)"] = observation
+            }
+        }
+        return result
+    }
+
+    /// Re-applies podid's own objects that were deleted or changed (never one that is not podid's).
+    func repairDrift(_ binding: Binding, identity: Identity, cluster: Cluster, findings: [Finding]) async {
+        let codes = Set(findings.map(\.code))
+        guard binding.state == .ready, let clientId = identity.clientId, let resourceId = identity.resourceId else { return }
+        var repairs: [(KubeKind, JSONValue, String, String)] = []
+        if codes.contains("AzureIdentityMissing") || codes.contains("AzureIdentityChanged") {
+            repairs.append((.azureIdentity, binding.azureIdentityObject(resourceID: resourceId, clientID: clientId).json,
+                            binding.azureIdentityObjectName, codes.contains("AzureIdentityMissing") ? "deleted" : "changed"))
+        }
+        if codes.contains("AzureIdentityBindingMissing") || codes.contains("AzureIdentityBindingChanged") {
+            repairs.append((.azureIdentityBinding, binding.bindingObject.json, binding.bindingObjectName,
+                            codes.contains("AzureIdentityBindingMissing") ? "deleted" : "changed"))
+        }
+        guard !repairs.isEmpty else { return }
+        do {
+            let gateway = try await connector.gateway(for: cluster)
+            for (kind, object, name, why) in repairs {
+                let applied = try await gateway.apply(kind, object, force: true)
+                try await bindings.updateBindingStatus(binding, BindingStatusUpdate(), audit: [
+                    AuditDraft(actor: "podid", actorTeam: nil, action: "k8s.\(kind.kind.lowercased()).reapplied", outcome: .success, team: binding.team,
+                               resourceType: "binding", resourceName: "\(binding.identity)/\(binding.name)", requestId: nil,
+                               details: ["cluster": .string(cluster.name), "namespace": .string(binding.namespace), "object": .string(name),
+                                         "reason": .string("it was \(why) outside podid"), "uid": applied.uid.map(JSONValue.string) ?? .null]),
+                ])
+            }
+        } catch {
+            logger.warning("re-applying a drifted object failed", metadata: ["error": "\(error)", "binding": "\(binding.path)"])
+        }
+    }
+
+    /// Gauges of the last sweep of a cluster.
+    func publish(cluster: String, byStatus: [HealthStatus: Int], byCode: [String: Int], assignments: [AzureAssignedIdentityObject]) {
+        for status in HealthStatus.allCases {
+            Gauge(label: "podid_health_bindings", dimensions: [("cluster", cluster), ("status", status.rawValue)]).record(byStatus[status] ?? 0)
+        }
+        let states = Dictionary(grouping: assignments) { $0.status.isEmpty ? "Unknown" : $0.status }.mapValues(\.count)
+        for state in ["Created", "Assigned", "Unassigned", "Unknown"] {
+            Gauge(label: "podid_health_assignments", dimensions: [("cluster", cluster), ("state", state)]).record(states[state] ?? 0)
+        }
+        for code in HealthCodes.all {
+            Gauge(label: "podid_health_findings", dimensions: [("cluster", cluster), ("code", code)]).record(byCode[code] ?? 0)
+        }
+    }
+}
+
+/// Every finding code (docs/health.md describes each).
+public enum HealthCodes {
+    public static let all = [
+        "ClusterUnreachable", "CRDsNotServed", "BindingNotApplied", "MICNotRunning", "AzureIdentityMissing", "AzureIdentityChanged",
+        "AzureIdentityNotPodids", "AzureIdentityBindingMissing", "AzureIdentityBindingChanged", "AzureIdentityBindingNotPodids", "LegacyKeys",
+        "DuplicateAzureIdentityName", "IdentityMissingInAzure", "ClientIdMismatch", "KubeletLacksOperator", "PodOutsideBindingNamespace",
+        "ForeignNamespacePod", "UnmatchedPodLabel", "NoPodsWithSelector", "AssignmentStuckCreated", "PodWithoutAssignment", "NMINotReady", "MultipleIdentities",
+        "AssignmentForMissingPod",
+    ]
+}
+
+/// Sweeps every cluster every `interval` (`PODID_HEALTH_INTERVAL`) and prunes old history.
+public struct HealthScheduler: Service {
+    let sweeper: HealthSweeper
+    let clusters: any ClusterStore
+    let health: any HealthStore
+    let interval: Duration
+    let historyDays: Int
+    let logger: Logger
+
+    /// Creates the scheduler.
+    public init(sweeper: HealthSweeper, clusters: any ClusterStore, health: any HealthStore, interval: Duration, historyDays: Int, logger: Logger) {
+        self.sweeper = sweeper
+        self.clusters = clusters
+        self.health = health
+        self.interval = interval
+        self.historyDays = historyDays
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                var page = PageRequest(limit: 200, after: nil)
+                while true {
+                    let batch = try await clusters.clusters(page: page)
+                    for cluster in batch where !Task.isShuttingDownGracefully {
+                        do {
+                            try await sweeper.sweep(cluster: cluster.name)
+                        } catch {
+                            logger.warning("health sweep failed", metadata: ["cluster": "\(cluster.name)", "error": "\(error)"])
+                        }
+                    }
+                    guard batch.count == page.limit, let last = batch.last else { break }
+                    page = PageRequest(limit: 200, after: [last.name])
+                }
+                _ = try await health.pruneHistory(before: Date().addingTimeInterval(-Double(historyDays) * 86400))
+            } catch {
+                logger.warning("health sweeps failed", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+}
+
+/// `health.check`: a sweep of one cluster now (`POST …/bindings/{binding}/health`).
+public struct HealthCheckHandler: JobHandler {
+    let sweeper: HealthSweeper
+
+    /// Creates the handler.
+    public init(sweeper: HealthSweeper) {
+        self.sweeper = sweeper
+    }
+
+    public func run(_ job: Job, progress: JobProgress) async throws {
+        guard let cluster = job.payload.at("cluster")?.stringValue else { return }
+        let swept = try await sweeper.sweep(cluster: cluster)
+        await progress.record(JobStep(name: "health.sweep", outcome: swept ? "succeeded" : "skipped",
+                                      details: swept ? ["cluster": cluster] : ["reason": "another replica is sweeping \(cluster)"]))
+    }
+}
