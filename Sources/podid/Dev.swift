@@ -13,6 +13,8 @@ struct Dev: AsyncParsableCommand {
 
     func run() async throws {
         var (config, logger, registry) = try Bootstrap.configure()
+        // Health sweeps every 10 s in dev (60 s by default elsewhere), so that changes show soon.
+        if ProcessInfo.processInfo.environment["PODID_HEALTH_INTERVAL"] == nil { config.healthInterval = 10 }
         var local: LocalPostgres?
         if config.databaseURL == nil {
             let postgres = LocalPostgres(dataDir: config.dataDir, logger: logger)
@@ -130,7 +132,7 @@ struct DevBanner {
             podid dev is running
               API       \(base)   (contract: \(base)/openapi.yaml)
               database  \(database)
-              workers   \(config.workers), creating identities in the Azure simulator
+              workers   \(config.workers), creating identities in the Azure simulator; health sweeps every \(config.healthInterval) s
               admin     token printed below\(tokenFile.map { ", kept in \($0.path)" } ?? " (PODID_ADMIN_TOKEN)")
 
               admin token: \(config.adminToken ?? "")
@@ -151,6 +153,9 @@ struct DevBanner {
               sleep 3   # a job applies the AzureIdentity and AzureIdentityBinding in aad-broker; the simulated MIC assigns the pod
               curl -s \(base)/v1/teams/payments/identities/orders-api/bindings/api -H "Authorization: Bearer $TOKEN"
               kubectl --server http://\(simHost):\(kubePort) get azureassignedidentities -A -o yaml
+              curl -s -X POST \(base)/v1/teams/payments/identities/orders-api/bindings/api/health -H "Authorization: Bearer $TOKEN" > /dev/null
+              sleep 2   # a health sweep of the cluster, now: findings and hints per binding
+              curl -s \(base)/v1/teams/payments/identities/orders-api/bindings/api/health -H "Authorization: Bearer $TOKEN"
               curl -s \(base)/v1/teams/payments/identities/orders-api/manifests -H "Authorization: Bearer $TOKEN"
 
             Ctrl-C stops podid\(local ? " and its PostgreSQL" : "").

@@ -193,6 +193,7 @@ struct DevCommandTests {
         #expect(output.contains(#""kind":"identity.provision""#), "the jobs list shows the job: \(output)")
         #expect(output.contains(#""podLabel":{"aadpodidbinding":"payments-api"}"#), "the binding says which label pods need: \(output)")
         #expect(output.contains("kind: \"AzureIdentityBinding\""), "the manifests export: \(output)")
+        #expect(output.contains(#""binding":"api","changedAt""#) && output.contains(#""findings":["#), "the binding's health: \(output)")
         if kubectl != nil {
             #expect(output.contains("status: Assigned"), "kubectl shows the pod's assignment Assigned: \(output)")
         }
