@@ -94,9 +94,10 @@ public struct LocalPostgres: Sendable {
         } else {
             port = try Self.freePort()
             let log = base.appendingPathComponent("postgres.log").path
-            // A throwaway (fresh) cluster for tests trades durability for speed; the dev cluster,
-            // which a later `make run` reuses, keeps PostgreSQL's durable defaults.
-            let speed = fresh ? " -c fsync=off -c full_page_writes=off -c synchronous_commit=off" : ""
+            // A throwaway (fresh) cluster for tests trades durability for speed, and takes the many
+            // connections of tests running side by side; the dev cluster, which a later `make run`
+            // reuses, keeps PostgreSQL's durable defaults.
+            let speed = fresh ? " -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=600" : ""
             try Shell.run(
                 ["\(bin)/pg_ctl", "start", "-D", clusterDirectory.path, "-l", log, "-w", "-t", "60", "-o",
                  "-p \(port) -k \(socketDirectory.path) -c listen_addresses=127.0.0.1 -c max_connections=200\(speed)"],

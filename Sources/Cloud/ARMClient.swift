@@ -22,6 +22,9 @@ public struct ARMClient: AzureGateway {
     let endpoint: String
     let credential: CachedCredential
     let identityWrites: SubscriptionRateLimiter
+    /// Subscriptions ARM throttled, and until when: every call to them waits out a `Retry-After`,
+    /// not only the call that was refused (throttling is per subscription).
+    let throttled = SubscriptionPause()
 
     /// A client for the ARM `endpoint` (`PODID_AZURE_ARM_ENDPOINT`), limiting identity writes to
     /// `identityWritesPerSecond` per subscription (`PODID_AZURE_IDENTITY_WRITES_PER_SECOND`).
@@ -196,6 +199,17 @@ public struct ARMClient: AzureGateway {
 
     /// One ARM request; a 401 refreshes the token once. Any answer but 2xx becomes an UpstreamError.
     func send(_ method: HTTPMethod, _ url: String, body: JSONValue?, operation: String) async throws -> HTTPExchange {
+        let subscription = SubscriptionPause.subscription(in: url)
+        await throttled.wait(subscription)
+        do {
+            return try await sendNow(method, url, body: body, operation: operation)
+        } catch let error as UpstreamError where error.status == 429 {
+            throttled.pause(subscription, for: error.retryAfter ?? .seconds(1))
+            throw error
+        }
+    }
+
+    func sendNow(_ method: HTTPMethod, _ url: String, body: JSONValue?, operation: String) async throws -> HTTPExchange {
         let encoded = try body.map { Array(try JSONEncoder().encode($0)) }
         var answer = try await counted(operation) { try await attempt(method, url, encoded) }
         if answer.status == 401 {
@@ -243,6 +257,40 @@ public enum ARMErrors {
             service: .azure, status: answer.status, code: code, message: message, retryable: retryable,
             retryAfter: HTTPTransport.retryAfter(answer.header("Retry-After")), requestId: answer.header("x-ms-request-id"),
             correlationId: answer.header("x-ms-correlation-request-id"))
+    }
+}
+
+/// When each subscription may be called again after ARM throttled it.
+public final class SubscriptionPause: Sendable {
+    let until = Mutex<[String: ContinuousClock.Instant]>([:])
+
+    /// Creates an empty pause table.
+    public init() {}
+
+    /// The subscription id in an ARM URL, lower-cased (nil for tenant-level calls).
+    static func subscription(in url: String) -> String? {
+        let parts = url.split(separator: "/")
+        guard let index = parts.firstIndex(where: { $0.lowercased() == "subscriptions" }), index + 1 < parts.count else { return nil }
+        return parts[index + 1].split(separator: "?").first.map { $0.lowercased() }
+    }
+
+    /// Pauses calls to `subscription` for `duration` (never shortening a longer pause).
+    func pause(_ subscription: String?, for duration: Duration) {
+        guard let subscription else { return }
+        let end = ContinuousClock.now + duration
+        until.withLock { table in
+            if let current = table[subscription], current > end { return }
+            table[subscription] = end
+        }
+    }
+
+    /// Waits until `subscription` may be called.
+    func wait(_ subscription: String?) async {
+        guard let subscription else { return }
+        while let end = until.withLock({ $0[subscription] }), end > ContinuousClock.now {
+            try? await Task.sleep(until: end, clock: .continuous)
+            if Task.isCancelled { return }
+        }
     }
 }
 

@@ -90,21 +90,30 @@ struct DevCommandTests {
     /// `count` distinct free loopback ports: the sockets stay bound until all are chosen, so two
     /// calls cannot hand out the same port.
     static func freePorts(_ count: Int) throws -> [Int] {
+        // Below the kernel's ephemeral range (32768 and up), which servers binding port 0 draw
+        // from: a port chosen here is not taken by another test's listener a moment later.
         var sockets: [Int32] = []
         defer { sockets.forEach { close($0) } }
         var ports: [Int] = []
-        for _ in 0..<count {
+        var attempts = 0
+        while ports.count < count {
+            attempts += 1
+            guard attempts < 1000 else { throw TestSetupError("cannot find a free port") }
+            let candidate = Int.random(in: 20000..<32000)
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             guard fd >= 0 else { throw TestSetupError("no socket for a free port") }
-            sockets.append(fd)
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
             address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            address.sin_port = in_port_t(UInt16(candidate).bigEndian)
+            let length = socklen_t(MemoryLayout<sockaddr_in>.size)
             let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-            let named = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-            guard bound == 0, named == 0 else { throw TestSetupError("cannot find a free port") }
-            ports.append(Int(UInt16(bigEndian: address.sin_port)))
+            if bound == 0 && !ports.contains(candidate) {
+                sockets.append(fd)
+                ports.append(candidate)
+            } else {
+                close(fd)
+            }
         }
         return ports
     }
