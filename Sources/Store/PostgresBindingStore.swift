@@ -74,11 +74,9 @@ public struct PostgresBindingStore: BindingStore {
                 """, logger: database.logger
             ).collect()
             let stored = try Self.decode(rows[0])
-            let jobId = try await PostgresJobQueue.enqueue(job, on: connection, logger: database.logger)
             var event = audit
             event.after = .encoding(stored)
-            event.details["jobId"] = .string(jobId.uuidString.lowercased())
-            try await connection.insertAudit(event, logger: database.logger)
+            try await connection.enqueueAndAudit(job, event, logger: database.logger)
             return stored
         }
     }
@@ -137,10 +135,7 @@ public struct PostgresBindingStore: BindingStore {
             ).collect()
             guard let row = rows.first else { return nil }
             let stored = try Self.decode(row)
-            let jobId = try await PostgresJobQueue.enqueue(job, on: connection, logger: database.logger)
-            var event = audit(stored)
-            event.details["jobId"] = .string(jobId.uuidString.lowercased())
-            try await connection.insertAudit(event, logger: database.logger)
+            try await connection.enqueueAndAudit(job, audit(stored), logger: database.logger)
             return stored
         }
     }
@@ -163,10 +158,7 @@ public struct PostgresBindingStore: BindingStore {
                 UPDATE jobs SET state = 'cancelled', finished_at = now(), updated_at = now(), last_error = 'cancelled: the binding is being deleted'
                 WHERE dedupe_key = \("binding:\(binding.team)/\(binding.identity)/\(binding.name)") AND state IN ('queued', 'failed')
                 """, logger: database.logger)
-            let jobId = try await PostgresJobQueue.enqueue(job, on: connection, logger: database.logger)
-            var event = audit(stored)
-            event.details["jobId"] = .string(jobId.uuidString.lowercased())
-            try await connection.insertAudit(event, logger: database.logger)
+            try await connection.enqueueAndAudit(job, audit(stored), logger: database.logger)
             return stored
         }
     }

@@ -48,11 +48,9 @@ public struct PostgresClusterStore: ClusterStore {
                 """, logger: database.logger
             ).collect()
             let stored = try Self.decode(rows[0])
-            let jobId = try await PostgresJobQueue.enqueue(job, on: connection, logger: database.logger)
             var event = audit
             event.after = .encoding(stored)
-            event.details["jobId"] = .string(jobId.uuidString.lowercased())
-            try await connection.insertAudit(event, logger: database.logger)
+            try await connection.enqueueAndAudit(job, event, logger: database.logger)
             return stored
         }
     }
@@ -84,10 +82,7 @@ public struct PostgresClusterStore: ClusterStore {
             ).collect()
             guard let row = rows.first else { return nil }
             let stored = try Self.decode(row)
-            let jobId = try await PostgresJobQueue.enqueue(job, on: connection, logger: database.logger)
-            var event = audit(stored)
-            event.details["jobId"] = .string(jobId.uuidString.lowercased())
-            try await connection.insertAudit(event, logger: database.logger)
+            try await connection.enqueueAndAudit(job, audit(stored), logger: database.logger)
             return stored
         }
     }

@@ -40,6 +40,15 @@ public struct PostgresDatabase: Sendable {
 }
 
 extension PostgresConnection {
+    /// Enqueues the job a change causes and writes the change's audit event, naming the job, in
+    /// the caller's transaction.
+    func enqueueAndAudit(_ job: NewJob, _ event: AuditDraft, logger: Logger) async throws {
+        let jobId = try await PostgresJobQueue.enqueue(job, on: self, logger: logger)
+        var event = event
+        event.details["jobId"] = .string(jobId.uuidString.lowercased())
+        try await insertAudit(event, logger: logger)
+    }
+
     /// Appends an audit event inside the caller's transaction.
     func insertAudit(_ event: AuditDraft, logger: Logger) async throws {
         try await query(

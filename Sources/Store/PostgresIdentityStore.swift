@@ -71,11 +71,9 @@ public struct PostgresIdentityStore: IdentityStore {
                 """, logger: database.logger
             ).collect()
             let stored = try Self.decode(rows[0])
-            let jobId = try await PostgresJobQueue.enqueue(job, on: connection, logger: database.logger)
             var event = audit
             event.after = .encoding(stored)
-            event.details["jobId"] = .string(jobId.uuidString.lowercased())
-            try await connection.insertAudit(event, logger: database.logger)
+            try await connection.enqueueAndAudit(job, event, logger: database.logger)
             return stored
         }
     }
@@ -110,10 +108,7 @@ public struct PostgresIdentityStore: IdentityStore {
             ).collect()
             guard let row = rows.first else { return nil }
             let stored = try Self.decode(row)
-            let jobId = try await PostgresJobQueue.enqueue(job, on: connection, logger: database.logger)
-            var event = audit(stored)
-            event.details["jobId"] = .string(jobId.uuidString.lowercased())
-            try await connection.insertAudit(event, logger: database.logger)
+            try await connection.enqueueAndAudit(job, audit(stored), logger: database.logger)
             return stored
         }
     }
@@ -168,10 +163,7 @@ public struct PostgresIdentityStore: IdentityStore {
                        last_error = 'cancelled: the identity is being deleted'
                 WHERE serial_key = \(job.serialKey) AND state IN ('queued', 'failed') AND kind <> \(job.kind)
                 """, logger: database.logger)
-            let jobId = try await PostgresJobQueue.enqueue(job, on: connection, logger: database.logger)
-            var event = audit(stored)
-            event.details["jobId"] = .string(jobId.uuidString.lowercased())
-            try await connection.insertAudit(event, logger: database.logger)
+            try await connection.enqueueAndAudit(job, audit(stored), logger: database.logger)
             return stored
         }
     }

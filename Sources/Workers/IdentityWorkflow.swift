@@ -197,19 +197,7 @@ public struct IdentityWorkflow: JobHandler {
             }
         }
         for record in recorded where !identity.grants.contains(where: record.implements) {
-            var details: [String: JSONValue] = [
-                "assignmentId": .string(record.assignmentId), "role": .string(record.role), "scope": .string(record.scope),
-            ]
-            var action = "azure.roleassignment.released"
-            if record.owned {
-                let outcome = try await call { try await azure.deleteRoleAssignment(id: record.assignmentId) }
-                details["upstreamRequestId"] = Self.json(outcome.requestId)
-                action = "azure.roleassignment.deleted"
-                await progress.record(JobStep(name: "azure.roleAssignment.delete", outcome: "succeeded", details: Self.ids(outcome.requestId)))
-            }
-            recorded.removeAll { $0 == record }
-            try await store.updateStatus(team: team, name: name, IdentityStatusUpdate(assignments: recorded),
-                                         audit: [event(action, team: team, name: name, job: job, details: details)])
+            try await release(record, from: &recorded, team: team, name: name, job: job, progress: progress)
         }
         for grant in identity.grants where !recorded.contains(where: { $0.implements(grant) }) {
             let roleDefinitionId = try await call { try await azure.roleDefinitionId(roleName: grant.role, scope: grant.scope) }
@@ -229,6 +217,26 @@ public struct IdentityWorkflow: JobHandler {
                                           details: Self.ids(assignment.requestId).merging(["role": grant.role, "scope": grant.scope]) { a, _ in a }))
         }
         identity.assignments = recorded
+    }
+
+    /// Stops using a recorded assignment: deletes it when podid made it (an equal one someone else
+    /// made is only forgotten), and records that with its audit event.
+    func release(_ record: RecordedAssignment, from recorded: inout [RecordedAssignment], team: String, name: String, job: Job,
+                 progress: JobProgress) async throws {
+        var details: [String: JSONValue] = [
+            "assignmentId": .string(record.assignmentId), "role": .string(record.role), "scope": .string(record.scope),
+        ]
+        var action = "azure.roleassignment.released"
+        if record.owned {
+            let outcome = try await call { try await azure.deleteRoleAssignment(id: record.assignmentId) }
+            details["upstreamRequestId"] = Self.json(outcome.requestId)
+            details["existed"] = .bool(outcome.existed)
+            action = "azure.roleassignment.deleted"
+            await progress.record(JobStep(name: "azure.roleAssignment.delete", outcome: "succeeded", details: Self.ids(outcome.requestId)))
+        }
+        recorded.removeAll { $0 == record }
+        try await store.updateStatus(team: team, name: name, IdentityStatusUpdate(assignments: recorded),
+                                     audit: [event(action, team: team, name: name, job: job, details: details)])
     }
 
     /// A role assignment, waiting while Azure has not yet replicated a new principal.
@@ -268,20 +276,7 @@ public struct IdentityWorkflow: JobHandler {
         var recorded = identity.assignments
         if ours, let principalId = identity.principalId ?? existing?.principalId {
             for record in recorded {
-                var details: [String: JSONValue] = [
-                    "assignmentId": .string(record.assignmentId), "role": .string(record.role), "scope": .string(record.scope),
-                ]
-                var action = "azure.roleassignment.released"
-                if record.owned {
-                    let outcome = try await call { try await azure.deleteRoleAssignment(id: record.assignmentId) }
-                    details["upstreamRequestId"] = Self.json(outcome.requestId)
-                    details["existed"] = .bool(outcome.existed)
-                    action = "azure.roleassignment.deleted"
-                    await progress.record(JobStep(name: "azure.roleAssignment.delete", outcome: "succeeded", details: Self.ids(outcome.requestId)))
-                }
-                recorded.removeAll { $0 == record }
-                try await store.updateStatus(team: team, name: name, IdentityStatusUpdate(assignments: recorded),
-                                             audit: [event(action, team: team, name: name, job: job, details: details)])
+                try await release(record, from: &recorded, team: team, name: name, job: job, progress: progress)
             }
             // Assignments podid made but had not recorded yet (a worker stopped between the PUT
             // and the row update): recognised by podid's deterministic names.
