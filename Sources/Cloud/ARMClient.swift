@@ -130,8 +130,16 @@ public struct ARMClient: AzureGateway {
     }
 
     public func roleAssignments(scope: String, principalId: String) async throws -> [RoleAssignmentInfo] {
-        let filter = formEncode("principalId eq '\(principalId)'")
-        var url: String? = "\(endpoint)\(scope)/providers/Microsoft.Authorization/roleAssignments?api-version=\(APIVersion.authorization)&$filter=\(filter)"
+        try await listRoleAssignments(scope: scope, filter: "principalId eq '\(principalId)'")
+    }
+
+    public func roleAssignments(scope: String) async throws -> [RoleAssignmentInfo] {
+        try await listRoleAssignments(scope: scope, filter: nil)
+    }
+
+    func listRoleAssignments(scope: String, filter: String?) async throws -> [RoleAssignmentInfo] {
+        var url: String? = "\(endpoint)\(scope)/providers/Microsoft.Authorization/roleAssignments?api-version=\(APIVersion.authorization)"
+            + (filter.map { "&$filter=\(formEncode($0))" } ?? "")
         var result: [RoleAssignmentInfo] = []
         while let next = url {
             let answer = try await send(.GET, next, body: nil, operation: "roleAssignment.list")

@@ -158,6 +158,8 @@ public protocol AzureGateway: Sendable {
     func roleAssignment(id: String) async throws -> RoleAssignmentInfo?
     /// The role assignments of a principal at, above or below a scope.
     func roleAssignments(scope: String, principalId: String) async throws -> [RoleAssignmentInfo]
+    /// Every role assignment at, above or below a scope (all of a subscription's, for its scope).
+    func roleAssignments(scope: String) async throws -> [RoleAssignmentInfo]
     /// DELETE of a role assignment by id.
     func deleteRoleAssignment(id: String) async throws -> DeleteOutcome
     /// The full id of a built-in or custom role by name, at a scope.

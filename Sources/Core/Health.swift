@@ -119,12 +119,15 @@ public struct AzureIdentityObservation: Sendable, Equatable {
     /// Whether the cluster's kubelet identity has Managed Identity Operator on the identity (nil:
     /// no kubelet identity configured, or not checked).
     public var kubeletIsOperator: Bool?
+    /// Recorded role assignments that no longer exist in Azure.
+    public var missingAssignments: [RecordedAssignment]
 
     /// Creates an observation.
-    public init(exists: Bool?, clientId: String? = nil, kubeletIsOperator: Bool? = nil) {
+    public init(exists: Bool?, clientId: String? = nil, kubeletIsOperator: Bool? = nil, missingAssignments: [RecordedAssignment] = []) {
         self.exists = exists
         self.clientId = clientId
         self.kubeletIsOperator = kubeletIsOperator
+        self.missingAssignments = missingAssignments
     }
 }
 
@@ -220,6 +223,11 @@ public enum HealthEvaluator {
         } else if let azureClient = azure.clientId, let recorded = identity.clientId, azureClient.lowercased() != recorded.lowercased() {
             add("ClientIdMismatch", .critical, "The Azure identity's clientId is now \(azureClient), not \(recorded): it was deleted and recreated outside podid.",
                 hint: "Consumers configured with the old clientId fail. Adopt the new identity (an admin POSTs it with resourceId) or recreate it in podid.")
+        }
+        for missing in azure.missingAssignments {
+            add("RoleAssignmentMissing", .critical,
+                "The role assignment for \(missing.role) on \(missing.scope) was removed outside podid: pods get tokens but no access there.",
+                hint: "Change the identity (PATCH it, or POST /v1/jobs/{id}/retry on its last job): its job creates the assignment again. Find who removed it.")
         }
         if azure.kubeletIsOperator == false {
             add("KubeletLacksOperator", .critical, "The cluster's kubelet identity lacks Managed Identity Operator on the identity: MIC cannot attach it to the nodes.",

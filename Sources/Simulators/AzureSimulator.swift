@@ -177,8 +177,9 @@ public final class AzureSimulator: Sendable {
                 }
             }
         }
-        if let index = lower.firstIndex(of: "providers"), index + 2 <= lower.count, index + 1 < lower.count,
-           lower[index + 1] == "microsoft.authorization"
+        // Role assignments and definitions at any scope, a resource's included
+        // (`…/userAssignedIdentities/x/providers/Microsoft.Authorization/roleAssignments`).
+        if let index = lower.indices.last(where: { $0 + 1 < lower.count && lower[$0] == "providers" && lower[$0 + 1] == "microsoft.authorization" })
         {
             let scope = "/" + segments[0..<index].joined(separator: "/")
             let rest = Array(segments[(index + 2)...])

@@ -116,6 +116,15 @@ public struct HealthSweeper: Sendable {
     /// identity configured) its role assignments on each identity.
     func observeAzure(_ identities: [Identity], cluster: Cluster) async -> [String: AzureIdentityObservation] {
         var result: [String: AzureIdentityObservation] = [:]
+        // Role assignments: one (paged) list per subscription whose identities have some recorded.
+        var assignmentIds: [String: Set<String>] = [:]
+        for subscription in Set(identities.filter { !$0.assignments.isEmpty }.map { $0.subscriptionId.lowercased() }) {
+            do {
+                assignmentIds[subscription] = Set(try await azure.roleAssignments(scope: "/subscriptions/\(subscription)").map { $0.id.lowercased() })
+            } catch {
+                logger.warning("listing role assignments for a health sweep failed", metadata: ["error": "\(error)", "subscription": "\(subscription)"])
+            }
+        }
         let groups = Dictionary(grouping: identities) { "\($0.subscriptionId.lowercased())/\($0.resourceGroup.lowercased())" }
         for (_, members) in groups {
             guard let first = members.first else { continue }
@@ -130,6 +139,9 @@ public struct HealthSweeper: Sendable {
             for identity in members where identity.resourceId != nil {
                 let found = byName[identity.name.lowercased()]
                 var observation = AzureIdentityObservation(exists: found != nil, clientId: found?.clientId)
+                if let existing = assignmentIds[identity.subscriptionId.lowercased()] {
+                    observation.missingAssignments = identity.assignments.filter { !existing.contains($0.assignmentId.lowercased()) }
+                }
                 if found != nil, let kubelet = cluster.kubeletIdentity?.objectId, let resourceId = identity.resourceId {
                     if let assignments = try? await azure.roleAssignments(scope: resourceId, principalId: kubelet) {
                         observation.kubeletIsOperator = assignments.contains {
@@ -194,7 +206,7 @@ public enum HealthCodes {
     public static let all = [
         "ClusterUnreachable", "CRDsNotServed", "BindingNotApplied", "MICNotRunning", "AzureIdentityMissing", "AzureIdentityChanged",
         "AzureIdentityNotPodids", "AzureIdentityBindingMissing", "AzureIdentityBindingChanged", "AzureIdentityBindingNotPodids", "LegacyKeys",
-        "DuplicateAzureIdentityName", "IdentityMissingInAzure", "ClientIdMismatch", "KubeletLacksOperator", "PodOutsideBindingNamespace",
+        "DuplicateAzureIdentityName", "IdentityMissingInAzure", "ClientIdMismatch", "KubeletLacksOperator", "RoleAssignmentMissing", "PodOutsideBindingNamespace",
         "ForeignNamespacePod", "UnmatchedPodLabel", "NoPodsWithSelector", "AssignmentStuckCreated", "PodWithoutAssignment", "NMINotReady", "MultipleIdentities",
         "AssignmentForMissingPod",
     ]

@@ -84,6 +84,8 @@ struct HealthTests {
         #expect(Self.codes(azure: AzureIdentityObservation(exists: false)) == ["IdentityMissingInAzure"])
         #expect(Self.codes(azure: AzureIdentityObservation(exists: true, clientId: "22222222-2222-2222-2222-222222222222")) == ["ClientIdMismatch"])
         #expect(Self.codes(azure: AzureIdentityObservation(exists: true, clientId: Self.identity.clientId, kubeletIsOperator: false)) == ["KubeletLacksOperator"])
+        let gone = RecordedAssignment(role: "Reader", scope: devGroupScope, roleDefinitionId: "r", assignmentId: "/x", owned: true)
+        #expect(Self.codes(azure: AzureIdentityObservation(exists: true, clientId: Self.identity.clientId, missingAssignments: [gone])) == ["RoleAssignmentMissing"])
         #expect(Self.codes { $0.mic = [] } == ["MICNotRunning"])
         #expect(Self.codes { $0.nmi = [Self.pod("nmi-1", namespace: "aad-broker", label: nil, ready: false)] } == ["NMINotReady"])
         #expect(Self.codes { $0.nmi = [] } == ["NMINotReady"])
@@ -147,7 +149,7 @@ struct HealthTests {
 
     @Test("faults give findings within one sweep and clear when undone; drift is re-applied; status changes are audited")
     func sweeps() async throws {
-        try await withWorkerApp { client, database, sims in
+        try await withWorkerApp(registry: ProcessMetrics.registry) { client, database, sims in
             try await client.registerSimCluster(sims)
             try await client.createTeam("payments", policy: bindingPolicy())
             _ = try await client.call(.post, "/v1/teams/payments/identities", token: testAdminToken, json: identityBody("api"))
@@ -205,6 +207,17 @@ struct HealthTests {
             #expect(try await database.auditRows().contains { $0.action == "k8s.azureidentitybinding.reapplied" })
             #expect(try await eventually(timeout: .seconds(30)) { try await Self.check(client)["status"] as? String == "healthy" })
 
+            // A role assignment removed in Azure: a finding (the identity's next job creates it again).
+            let assignmentId = try #require(((try await client.call(.get, "/v1/teams/payments/identities/api", token: testAdminToken)
+                .json["roleAssignments"] as? [[String: Any]])?.first)?["assignmentId"] as? String)
+            #expect(try await send("DELETE", "\(sims.azureURL)\(assignmentId)?api-version=2022-04-01").status == 200)
+            health = try await Self.check(client)
+            #expect(Self.codes(health).contains("RoleAssignmentMissing"), "\(health)")
+            let metrics = try await client.call(.get, "/metrics").body
+            #expect(metrics.contains(#"podid_health_findings{cluster="local",code="RoleAssignmentMissing"} 1"#), "gauges by code")
+            #expect(metrics.contains(#"podid_health_bindings{cluster="local",status="unhealthy"} 1"#))
+            #expect(metrics.contains(#"podid_health_assignments{cluster="local",state="Assigned"}"#))
+
             // The identity deleted in Azure: a finding, and never a silent recreation.
             let resourceId = try #require(try await client.call(.get, "/v1/teams/payments/identities/api", token: testAdminToken).json["resourceId"] as? String)
             #expect(try await send("DELETE", "\(sims.azureURL)\(resourceId)?api-version=2023-01-31").status == 200)
@@ -238,6 +251,29 @@ struct HealthTests {
             let viewer = try await client.createToken(team: "payments", role: "viewer").secret
             #expect(try await client.call(.post, "/v1/teams/payments/identities/api/bindings/web/health", token: viewer).status == .forbidden)
             #expect(try await client.call(.get, "/v1/teams/payments/identities/api/bindings/web/health", token: viewer).status == .ok)
+        }
+    }
+
+    @Test("with a kubelet identity configured, a missing Managed Identity Operator grant is found, and clears once granted")
+    func kubeletOperator() async throws {
+        try await withWorkerApp { client, _, sims in
+            let kubelet = "0000aaaa-0000-0000-0000-00000000beef"
+            sims.azure.seedPrincipal(kubelet)
+            try await client.registerSimCluster(sims, extra: #","kubeletIdentity":{"objectId":"\#(kubelet)"}"#)
+            try await client.createTeam("payments", policy: bindingPolicy())
+            _ = try await client.call(.post, "/v1/teams/payments/identities", token: testAdminToken, json: identityBody("api"))
+            _ = try await client.call(.post, "/v1/teams/payments/identities/api/bindings", token: testAdminToken,
+                                      json: #"{"name":"web","cluster":"local","selector":"payments-api"}"#)
+            _ = try await client.waitForBinding("payments", "api", "web", state: "ready")
+            var health = try await Self.check(client)
+            #expect(Self.codes(health).contains("KubeletLacksOperator"), "\(health)")
+            // Granted on the resource group (above the identity), as AKS docs advise.
+            let mio = "/subscriptions/\(devSubscription)/providers/Microsoft.Authorization/roleDefinitions/\(HealthSweeper.managedIdentityOperator)"
+            let granted = try await send("PUT", "\(sims.azureURL)\(devGroupScope)/providers/Microsoft.Authorization/roleAssignments/\(UUID().uuidString.lowercased())?api-version=2022-04-01",
+                                         body: #"{"properties":{"roleDefinitionId":"\#(mio)","principalId":"\#(kubelet)","principalType":"ServicePrincipal"}}"#)
+            #expect(granted.status == 201, "\(granted.text)")
+            health = try await Self.check(client)
+            #expect(!Self.codes(health).contains("KubeletLacksOperator"), "\(health)")
         }
     }
 
