@@ -16,7 +16,7 @@ struct StreamEvent: Sendable {
 }
 
 /// The audit history: filters, paging, exports, the live stream, team isolation, and the hash chain.
-@Suite("Audit log")
+@Suite("Audit log", .timeLimit(.minutes(5)))
 struct AuditLogTests {
     /// Inserts events as the owner: `count` of them, spread over teams, actors, actions and outcomes,
     /// one minute apart ending now (trigger on: they are sealed as written).

@@ -4,7 +4,7 @@ import HummingbirdTesting
 import PostgresNIO
 import Testing
 
-@Suite("Audit writes")
+@Suite("Audit writes", .timeLimit(.minutes(5)))
 struct AuditWriteTests {
     @Test("a change and its audit event commit together, with actor, request id and before/after")
     func eventContent() async throws {

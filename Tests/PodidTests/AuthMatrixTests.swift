@@ -5,7 +5,7 @@ import Testing
 
 /// Every route that exists, called by every kind of caller: the status each gets, and the audit
 /// event each success or authenticated denial leaves.
-@Suite("Authentication and roles")
+@Suite("Authentication and roles", .timeLimit(.minutes(5)))
 struct AuthMatrixTests {
     struct Case: Sendable {
         var method: HTTPRequest.Method

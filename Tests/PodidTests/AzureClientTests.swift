@@ -6,7 +6,7 @@ import Simulators
 import Testing
 
 /// The Azure client against the Azure simulator and the real example payloads.
-@Suite("Azure client")
+@Suite("Azure client", .timeLimit(.minutes(5)))
 struct AzureClientTests {
     static let subscription = "00000000-0000-0000-0000-000000000000"
     static let tenant = "00000000-0000-0000-0000-000000000001"

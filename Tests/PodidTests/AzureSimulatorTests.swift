@@ -2,7 +2,7 @@ import Foundation
 import Simulators
 import Testing
 
-@Suite("Azure simulator")
+@Suite("Azure simulator", .timeLimit(.minutes(5)))
 struct AzureSimulatorTests {
     static let subscription = "00000000-0000-0000-0000-000000000000"
     static let tenant = "00000000-0000-0000-0000-000000000001"

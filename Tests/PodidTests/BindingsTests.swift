@@ -6,7 +6,7 @@ import Testing
 
 /// Bindings: validation and policy in the API, and the jobs that write aad-pod-identity's objects
 /// into the Kubernetes simulator, whose MIC then assigns the identity to labelled pods.
-@Suite("Bindings")
+@Suite("Bindings", .timeLimit(.minutes(5)))
 struct BindingsTests {
     static func fields(_ response: TestResponse) -> [String: String] {
         let errors = response.json["errors"] as? [[String: Any]] ?? []

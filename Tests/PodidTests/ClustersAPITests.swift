@@ -5,7 +5,7 @@ import Simulators
 import Testing
 
 /// Clusters: admins write, everyone reads, and a job checks the connection.
-@Suite("Clusters")
+@Suite("Clusters", .timeLimit(.minutes(5)))
 struct ClustersAPITests {
     @Test("register: 201, then the check job fills status: reachable, CRDs served, permissions by SelfSubjectAccessReview")
     func register() async throws {

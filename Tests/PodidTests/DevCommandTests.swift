@@ -11,7 +11,7 @@ import FoundationNetworking
 
 /// `podid dev` as a new user runs it (`make run`): a private PostgreSQL, the API, a working curl
 /// example, and nothing left running after Ctrl-C.
-@Suite("podid dev")
+@Suite("podid dev", .timeLimit(.minutes(5)))
 struct DevCommandTests {
     static var binary: String {
         if let bin = ProcessInfo.processInfo.environment["PODID_TEST_BIN"] { return bin }

@@ -10,7 +10,7 @@ import Testing
 /// The evaluator on observed states (pure), and sweeps against the simulators: each fault gives its
 /// finding and clears when undone; drift is re-applied; a big cluster costs list pages, not requests
 /// per binding.
-@Suite("Assignment health")
+@Suite("Assignment health", .timeLimit(.minutes(5)))
 struct HealthTests {
     // MARK: evaluator
 

@@ -4,7 +4,7 @@ import HummingbirdTesting
 import PostgresNIO
 import Testing
 
-@Suite("Idempotency-Key")
+@Suite("Idempotency-Key", .timeLimit(.minutes(5)))
 struct IdempotencyTests {
     static let key = HTTPField.Name("Idempotency-Key")!
 

@@ -5,7 +5,7 @@ import Testing
 
 /// The identity API without workers: validation, policy, quota, authorization, ETags and
 /// idempotency. What the jobs do is in `IdentityWorkflowTests`.
-@Suite("Identities API")
+@Suite("Identities API", .timeLimit(.minutes(5)))
 struct IdentitiesAPITests {
     static func fields(_ response: TestResponse) -> [String: String] {
         let errors = response.json["errors"] as? [[String: Any]] ?? []

@@ -1,7 +1,7 @@
 import Core
 import Testing
 
-@Suite("Identity rules and team policy")
+@Suite("Identity rules and team policy", .timeLimit(.minutes(5)))
 struct IdentityRulesTests {
     static let subscription = "00000000-0000-0000-0000-000000000000"
     static let policy = TeamPolicy(

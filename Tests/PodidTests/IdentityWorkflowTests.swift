@@ -6,7 +6,7 @@ import Testing
 
 /// The identity jobs against PostgreSQL and the Azure simulator: provisioning, updates, adoption,
 /// deletion, and what happens under throttling, outages, replication delays and missing permissions.
-@Suite("Identity workflows")
+@Suite("Identity workflows", .timeLimit(.minutes(5)))
 struct IdentityWorkflowTests {
     @Test("provision: pending → ready with resourceId and clientId, the identity tagged and granted in Azure, every step audited; delete removes both")
     func provisionAndDelete() async throws {

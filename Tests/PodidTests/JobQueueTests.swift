@@ -5,7 +5,7 @@ import PostgresNIO
 import Store
 import Testing
 
-@Suite("Job queue")
+@Suite("Job queue", .timeLimit(.minutes(5)))
 struct JobQueueTests {
     static let logger = Logger(label: "podid.tests.jobs")
 

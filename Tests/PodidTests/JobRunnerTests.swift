@@ -25,7 +25,7 @@ final class ScriptedHandler: JobHandler {
     }
 }
 
-@Suite("Job runner")
+@Suite("Job runner", .timeLimit(.minutes(5)))
 struct JobRunnerTests {
     static let logger: Logger = {
         var logger = Logger(label: "podid.tests.runner")

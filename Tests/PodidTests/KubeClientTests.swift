@@ -5,7 +5,7 @@ import Simulators
 import Testing
 
 /// The Kubernetes client against the Kubernetes simulator, kubeconfig parsing, and kubectl.
-@Suite("Kubernetes client")
+@Suite("Kubernetes client", .timeLimit(.minutes(5)))
 struct KubeClientTests {
     static func withKube<R: Sendable>(
         auth: KubeConnection.Auth = .token("dev"), pageSize: Int = 500,
@@ -196,7 +196,7 @@ struct KubeClientTests {
     }
 }
 
-@Suite("Kubernetes connections")
+@Suite("Kubernetes connections", .timeLimit(.minutes(5)))
 struct KubeConnectionTests {
     static let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 

@@ -2,7 +2,7 @@ import Foundation
 import Simulators
 import Testing
 
-@Suite("Kubernetes simulator")
+@Suite("Kubernetes simulator", .timeLimit(.minutes(5)))
 struct KubeSimulatorTests {
     static let group = "/apis/aadpodidentity.k8s.io/v1"
     static let subscription = "00000000-0000-0000-0000-000000000000"

@@ -10,7 +10,7 @@ import Simulators
 import Testing
 
 /// The Kubernetes client over TLS: trusting only the cluster CA, and a client certificate.
-@Suite("Kubernetes client over TLS")
+@Suite("Kubernetes client over TLS", .timeLimit(.minutes(5)))
 struct KubeTLSTests {
     /// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
     static func certificates(in directory: URL) async throws {

@@ -4,7 +4,7 @@ import Testing
 
 /// The real kubectl (Debian's kubernetes-client 1.20, which `make test` installs into .tools) against
 /// the Kubernetes simulator: the story in docs/simulators.md.
-@Suite("kubectl against the Kubernetes simulator")
+@Suite("kubectl against the Kubernetes simulator", .timeLimit(.minutes(5)))
 struct KubectlTests {
     static var kubectl: String {
         if let path = ProcessInfo.processInfo.environment["PODID_TEST_KUBECTL"] { return path }

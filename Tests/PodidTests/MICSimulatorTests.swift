@@ -3,7 +3,7 @@ import Simulators
 import Testing
 
 /// The simulated MIC against the behaviour in aad-pod-identity's reference.
-@Suite("Simulated MIC")
+@Suite("Simulated MIC", .timeLimit(.minutes(5)))
 struct MICSimulatorTests {
     static let group = "/apis/aadpodidentity.k8s.io/v1"
 

@@ -5,7 +5,7 @@ import PostgresNIO
 import Store
 import Testing
 
-@Suite("Migration runner")
+@Suite("Migration runner", .timeLimit(.minutes(5)))
 struct MigrationRunnerTests {
     static let logger = Logger(label: "podid.tests.migrations")
 

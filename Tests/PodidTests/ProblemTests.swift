@@ -5,7 +5,7 @@ import NIOCore
 import Testing
 
 /// Every error class answers application/problem+json with type, title, status, detail and requestId.
-@Suite("Problem responses")
+@Suite("Problem responses", .timeLimit(.minutes(5)))
 struct ProblemTests {
     static func expectProblem(_ response: TestResponse, _ status: Int, _ context: String, sourceLocation: SourceLocation = #_sourceLocation) {
         #expect(response.status.code == status, "\(context): \(response.body)", sourceLocation: sourceLocation)

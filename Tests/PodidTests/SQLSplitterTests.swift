@@ -1,7 +1,7 @@
 import Store
 import Testing
 
-@Suite("SQL splitter")
+@Suite("SQL splitter", .timeLimit(.minutes(5)))
 struct SQLSplitterTests {
     @Test("splits on semicolons and drops empty and comment-only statements")
     func basic() {

@@ -6,7 +6,7 @@ import Logging
 import Prometheus
 import Testing
 
-@Suite("Service endpoints")
+@Suite("Service endpoints", .timeLimit(.minutes(5)))
 struct ServiceEndpointTests {
     @Test("healthz, readyz, openapi.yaml and metrics need no token")
     func publicEndpoints() async throws {
@@ -54,7 +54,7 @@ struct ServiceEndpointTests {
     }
 }
 
-@Suite("Configuration")
+@Suite("Configuration", .timeLimit(.minutes(5)))
 struct ConfigTests {
     @Test("defaults match ARCHITECTURE.md")
     func defaults() throws {
@@ -116,7 +116,7 @@ struct ConfigTests {
     }
 }
 
-@Suite("Azure configuration")
+@Suite("Azure configuration", .timeLimit(.minutes(5)))
 struct AzureConfigTests {
     @Test("PODID_AZURE_* first, then the webhook's AZURE_* variables; endpoints default to the public cloud")
     func azure() throws {

@@ -3,7 +3,7 @@ import HTTPTypes
 import HummingbirdTesting
 import Testing
 
-@Suite("Teams API")
+@Suite("Teams API", .timeLimit(.minutes(5)))
 struct TeamsAPITests {
     static let subscription = "00000000-0000-0000-0000-000000000000"
 

@@ -4,7 +4,7 @@ import HummingbirdTesting
 import PostgresNIO
 import Testing
 
-@Suite("Tokens")
+@Suite("Tokens", .timeLimit(.minutes(5)))
 struct TokenTests {
     @Test("a new token works at once, its secret is shown once and stored only as SHA-256")
     func createAndUse() async throws {

@@ -7,7 +7,7 @@ import Testing
 /// `podid worker` killed with SIGKILL in the middle of provisioning: once its leases expire another
 /// worker finishes the jobs, and Azure ends with exactly one identity and one set of role
 /// assignments per podid identity.
-@Suite("Worker crash")
+@Suite("Worker crash", .timeLimit(.minutes(5)))
 struct WorkerCrashTests {
     static func startWorker(_ database: TestDatabase, _ sims: RunningSimulators, log: URL) throws -> Process {
         let process = Process()
