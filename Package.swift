@@ -118,7 +118,9 @@ let package = Package(
         .executableTarget(
             name: "podid",
             dependencies: [
-                "App", "Simulators",
+                "App", "Simulators", "Core",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

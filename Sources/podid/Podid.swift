@@ -16,8 +16,10 @@ struct Podid: AsyncParsableCommand {
         discussion: """
             Configuration comes from PODID_* environment variables (see docs/configuration.md).
             Start here: `make run` (podid dev) serves the API with a private PostgreSQL.
+            Client commands (login, apply, get, audit, health, manifests) talk to the HTTP API only.
             """,
-        subcommands: [Serve.self, Worker.self, Migrate.self, Database.self, Dev.self, Sim.self, LocalPostgresCommand.self])
+        subcommands: [Serve.self, Worker.self, Migrate.self, Database.self, Dev.self, Sim.self, LocalPostgresCommand.self,
+                      Login.self, Apply.self, Get.self, Audit.self, Health.self, Manifests.self])
 }
 
 /// Reads the configuration and bootstraps logging and metrics once, for every command.

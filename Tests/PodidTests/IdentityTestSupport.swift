@@ -25,7 +25,7 @@ func identityBody(_ name: String, grants: [String] = ["Reader"], extra: String =
 
 /// Runs `body` against a podid app whose workers talk to in-process simulators.
 func withWorkerApp<R: Sendable>(
-    workers: Int = 4, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), configureAzure: @Sendable (inout AzureSimulator.Settings) -> Void = { $0.principalNotFoundSeconds = 0.5 },
+    workers: Int = 4, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), live: Bool = false, configureAzure: @Sendable (inout AzureSimulator.Settings) -> Void = { $0.principalNotFoundSeconds = 0.5 },
     _ body: @Sendable (any TestClientProtocol, TestDatabase, RunningSimulators) async throws -> R
 ) async throws -> R {
     try await withSimulators { sims in
@@ -48,7 +48,7 @@ func withWorkerApp<R: Sendable>(
         logger.logLevel = .critical
         let app = try PodidApplication.build(config: config, registry: registry, logger: logger)
         do {
-            let result = try await app.test(.router) { client in
+            let result = try await app.test(live ? .live : .router) { client in
                 try await body(client, database, sims)
             }
             await database.drop()
