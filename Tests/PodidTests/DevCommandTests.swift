@@ -248,14 +248,15 @@ struct DevCommandTests {
         #expect(try await dev.interrupt() == 0)
     }
 
-    @Test("docs/audit.md's examples work as written against podid dev")
-    func auditDocExamples() async throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let doc = try String(contentsOf: root.appendingPathComponent("docs/audit.md"), encoding: .utf8)
-        let tryIt = try #require(doc.range(of: "## Try it"))
-        let start = try #require(doc.range(of: "```sh\n", range: tryIt.upperBound..<doc.endIndex))
-        let end = try #require(doc.range(of: "```", range: start.upperBound..<doc.endIndex))
-        let work = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("podid-audit-doc-\(UUID().uuidString.prefix(8))")
+    /// Runs the first `sh` block after `heading` in a doc against a fresh `podid dev`, as a user would
+    /// from the repository (the block's `P=localhost:8080` pointed at the dev port); its output.
+    static func runDocExamples(_ doc: String, heading: String) async throws -> (Int32, String) {
+        let text = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(doc), encoding: .utf8)
+        let section = try #require(text.range(of: heading))
+        let start = try #require(text.range(of: "```sh\n", range: section.upperBound..<text.endIndex))
+        let end = try #require(text.range(of: "```", range: start.upperBound..<text.endIndex))
+        let work = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("podid-doc-\(UUID().uuidString.prefix(8))")
         let dataDir = work.appendingPathComponent(".podid")
         defer { try? FileManager.default.removeItem(at: work) }
         let port = try Self.freePort()
@@ -264,10 +265,17 @@ struct DevCommandTests {
         let cluster = try String(contentsOf: dataDir.appendingPathComponent("postgres-location"), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         defer { try? FileManager.default.removeItem(atPath: cluster) }
-        let script = String(doc[start.upperBound..<end.lowerBound]).replacingOccurrences(of: "P=localhost:8080", with: "P=127.0.0.1:\(port)")
+        let script = String(text[start.upperBound..<end.lowerBound]).replacingOccurrences(of: "P=localhost:8080", with: "P=127.0.0.1:\(port)")
         #expect(script.contains("P=127.0.0.1:\(port)"), "the examples name the address once")
-        let (status, output) = try await runProgram("/bin/sh", ["-e", "-c", script], environment: ["PATH": "/usr/bin:/bin"],
-                                                    timeout: .seconds(60), workingDirectory: work)
+        let result = try await runProgram("/bin/sh", ["-e", "-c", script], environment: ["PATH": "/usr/bin:/bin"],
+                                          timeout: .seconds(120), workingDirectory: work)
+        #expect(try await dev.interrupt() == 0)
+        return result
+    }
+
+    @Test("docs/audit.md's examples work as written against podid dev")
+    func auditDocExamples() async throws {
+        let (status, output) = try await Self.runDocExamples("docs/audit.md", heading: "## Try it")
         #expect(status == 0, "\(output)")
         #expect(output.contains(#""requestId":"audit-demo-1""#), "the request's story: \(output)")
         #expect(output.contains(#""outcome":"denied""#), "the denial")
@@ -276,7 +284,20 @@ struct DevCommandTests {
         #expect(output.contains(#""ok":true"#), "verify")
         #expect(!output.contains(#""ok":false"#))
         #expect(!output.contains("urn:podid:problem"), "no problem answers: \(output)")
-        #expect(try await dev.interrupt() == 0)
+    }
+
+    @Test("docs/getting-started.md's walk-through works as written against podid dev")
+    func gettingStarted() async throws {
+        let (status, output) = try await Self.runDocExamples("docs/getting-started.md", heading: "## Step by step")
+        #expect(status == 0, "\(output)")
+        let lines = output.split(separator: "\n").map(String.init)
+        #expect(lines.first == "pending", "\(output)")
+        #expect(lines.contains { $0.contains("Owner on /subscriptions/") && $0.contains("is not allowed for this team; allowed: Reader") }, "\(output)")
+        #expect(lines.contains { UUID(uuidString: $0) != nil }, "the clientId: \(output)")
+        #expect(output.contains("{'aadpodidbinding': 'shop-web'}"), "\(output)")
+        #expect(output.contains("kind: \"AzureIdentityBinding\""), "\(output)")
+        #expect(lines.contains("NoPodsWithSelector"), "\(output)")
+        #expect(output.contains("health.changed") || output.contains("binding.") || output.contains("identity."), "\(output)")
     }
 
     @Test("serve refuses to start while migrations are pending, saying which")
