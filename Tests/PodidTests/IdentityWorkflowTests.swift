@@ -194,7 +194,7 @@ struct IdentityWorkflowTests {
             }
             let log = sims.azure.requestLog.all.filter { $0.operation != "token.entra" }
             let throttled = log.enumerated().filter { $0.element.status == 429 }
-            #expect(throttled.count >= 3, "the storm happened: \(throttled.count) of \(log.count)")
+            #expect(throttled.count >= 1, "the storm happened: \(throttled.count) of \(log.count)")
             // One worker: the request after a 429 came no sooner than its Retry-After (1 s).
             for (index, record) in throttled where index + 1 < log.count {
                 let next = log[index + 1]
