@@ -258,9 +258,11 @@ public struct AuditService: Sendable {
             throw try await authorizer.deny(context, DomainError(.forbidden, "Verifying the audit chain needs an admin or auditor token."),
                                             team: principal.team, resourceType: "audit", resourceName: nil)
         }
-        if let from, let to, from > to {
-            throw DomainError(.badRequest, "Invalid range.", fields: [FieldProblem("to", "must not be before from")])
-        }
+        var problems: [FieldProblem] = []
+        if let from, from < 1 { problems.append(FieldProblem("from", "must be a chain position (1 or more)")) }
+        if let to, to < 1 { problems.append(FieldProblem("to", "must be a chain position (1 or more)")) }
+        if let from, let to, from > to { problems.append(FieldProblem("to", "must not be before from")) }
+        if !problems.isEmpty { throw DomainError(.badRequest, "Invalid range.", fields: problems) }
         return try await log.verify(from: from, to: to)
     }
 

@@ -431,7 +431,8 @@ public struct APIHandler: APIProtocol {
         let result = try await audit.verify(from: input.query.from, to: input.query.to, context: context)
         for key in ["firstBroken", "missingPosition", "reason", "anchorPosition"] { ResponseAdjustments.ensureKey(key) }
         return .ok(.init(body: .json(.init(
-            ok: result.ok, checked: result.checked, firstBroken: try result.firstBroken.map(AuditWire.event),
+            ok: result.ok, checked: result.checked,
+            firstBroken: try result.firstBroken.map { .init(additionalProperties: try JSONDecoder().decode(OpenAPIObjectContainer.self, from: Data($0.json.canonicalText.utf8))) },
             missingPosition: result.missingPosition, reason: result.reason, anchorPosition: result.anchorPosition, unsealed: result.unsealed))))
     }
 

@@ -161,7 +161,8 @@ extension Wire {
 }
 
 extension Wire {
-    static let clusterNullKeys = ["apiServer", "nodeResourceGroup", "kubeletIdentity", "status"]
+    /// (`kubeletIdentity` and `status` are objects: absent rather than null when unset.)
+    static let clusterNullKeys = ["apiServer", "nodeResourceGroup"]
     static let bindingNullKeys = ["message", "lastError", "health"]
 
     static func connection(_ connection: ClusterConnection) -> Components.Schemas.ClusterConnection {

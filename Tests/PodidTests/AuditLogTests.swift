@@ -321,6 +321,8 @@ struct AuditLogTests {
             #expect((result["firstBroken"] as? [String: Any])?["id"] as? Int == edited)
             #expect((result["reason"] as? String)?.contains("changed") == true)
             #expect(result["checked"] as? Int == 9)
+            #expect(try await client.call(.get, "/v1/audit/verify?to=0", token: testAdminToken).status == .badRequest)
+            #expect(try await client.call(.get, "/v1/audit/verify?from=5&to=2", token: testAdminToken).status == .badRequest)
             #expect(try await client.call(.get, "/v1/audit/verify?from=11", token: testAdminToken).json["ok"] as? Bool == true,
                     "a range after the change checks out")
 
