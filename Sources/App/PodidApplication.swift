@@ -35,11 +35,9 @@ public enum PodidApplication {
         let bindingStore = PostgresBindingStore(database: database)
         let healthStore = PostgresHealthStore(database: database)
         let queue = PostgresJobQueue(database: database)
-        let kubeClients = KubeClientPool()
         let runner = MigrationRunner(client: client, migrations: try Migration.bundled(), logger: dbLogger)
-        // Built before the server starts, so that a bad Azure configuration stops start-up.
-        let jobRunner = config.workers > 0
-            ? try Self.jobRunner(config: config, database: database, connector: kubeClients, logger: logger) : nil
+        // Workers and health sweeps run where PODID_WORKERS says (0: the API only).
+        let background = config.workers > 0 ? try Self.backgroundServices(config: config, database: database, logger: logger) : []
 
         let handler = APIHandler(
             teams: TeamService(store: teamStore, audit: audit),
@@ -65,39 +63,45 @@ public enum PodidApplication {
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? config.httpPort) },
             logger: httpLogger)
         app.addServices(client, IdempotencyPruner(store: idempotency, logger: logger), AuditSealer(log: auditLog, logger: logger))
-        if let jobRunner {
-            app.addServices(kubeClients, jobRunner)
-            // Health sweeps run where the workers run (their Azure client and Kubernetes pool).
-            app.addServices(try Self.healthScheduler(config: config, database: database, connector: kubeClients, logger: logger))
-        }
+        app.addServices(background)
         app.addServices(services)
         return app
     }
 
-    /// The background workers for `config.workers` (`PODID_WORKERS`), with every job handler and
-    /// the Azure client the configuration describes.
-    public static func jobRunner(config: PodidConfig, database: Store.PostgresDatabase, connector: any KubernetesConnector,
-                                 logger: Logger) throws -> JobRunner {
+    /// What runs in the background, sharing one Azure client (one token cache, one write pacer and
+    /// one throttling pause per subscription) and one pool of Kubernetes clients: the job workers
+    /// (`PODID_WORKERS`, every handler) and the health sweeps (`PODID_HEALTH_INTERVAL`). Built
+    /// before anything runs, so that a bad Azure configuration stops start-up.
+    public static func backgroundServices(config: PodidConfig, database: Store.PostgresDatabase, logger: Logger) throws -> [any Service] {
         var workerLogger = logger
         workerLogger[metadataKey: "component"] = "worker"
+        var healthLogger = logger
+        healthLogger[metadataKey: "component"] = "health"
         let azure = try Self.azureClient(config: config)
+        let kubeClients = KubeClientPool()
         let identityStore = PostgresIdentityStore(database: database)
         let bindingStore = PostgresBindingStore(database: database)
         let clusterStore = PostgresClusterStore(database: database)
+        let healthStore = PostgresHealthStore(database: database)
+        let sweeper = HealthSweeper(
+            clusters: clusterStore, bindings: bindingStore, identities: identityStore, teams: PostgresTeamStore(database: database),
+            health: healthStore, connector: kubeClients, azure: azure, logger: healthLogger)
         let identities = IdentityWorkflow(store: identityStore, azure: azure, bindings: bindingStore, logger: workerLogger)
-        let bindings = BindingWorkflow(bindings: bindingStore, identities: identityStore, clusters: clusterStore, connector: connector,
+        let bindings = BindingWorkflow(bindings: bindingStore, identities: identityStore, clusters: clusterStore, connector: kubeClients,
                                        logger: workerLogger)
         var handlers: [String: any JobHandler] = [:]
         for kind in IdentityJobs.all { handlers[kind] = identities }
         for kind in BindingJobs.all { handlers[kind] = bindings }
-        handlers[ClusterJobs.check] = ClusterCheckWorkflow(clusters: clusterStore, connector: connector)
-        handlers[HealthService.checkJob] = HealthCheckHandler(sweeper: try healthSweeper(config: config, database: database, connector: connector,
-                                                                                         logger: workerLogger))
-        return JobRunner(queue: PostgresJobQueue(database: database), handlers: handlers, workers: config.workers, logger: workerLogger)
+        handlers[ClusterJobs.check] = ClusterCheckWorkflow(clusters: clusterStore, connector: kubeClients)
+        handlers[HealthService.checkJob] = HealthCheckHandler(sweeper: sweeper)
+        let runner = JobRunner(queue: PostgresJobQueue(database: database), handlers: handlers, workers: config.workers, logger: workerLogger)
+        let scheduler = HealthScheduler(sweeper: sweeper, clusters: clusterStore, health: healthStore, interval: .seconds(config.healthInterval),
+                                        historyDays: config.healthHistoryDays, logger: healthLogger)
+        // The pool first: it is shut down last, after the workers and sweeps that use it.
+        return [kubeClients, runner, scheduler]
     }
 
-    /// The Azure client the configuration describes (built at start-up, so that a bad Azure
-    /// configuration stops it).
+    /// The Azure client the configuration describes.
     static func azureClient(config: PodidConfig) throws -> ARMClient {
         let credential = try CredentialChain.credential(
             .init(tenantId: config.azureTenantId, clientId: config.azureClientId, clientSecret: config.azureClientSecret,
@@ -106,24 +110,6 @@ public enum PodidApplication {
             client: HTTPClient.shared)
         return ARMClient(client: HTTPClient.shared, endpoint: config.azureARMEndpoint, credential: CachedCredential(credential),
                          identityWritesPerSecond: config.azureIdentityWritesPerSecond)
-    }
-
-    static func healthSweeper(config: PodidConfig, database: Store.PostgresDatabase, connector: any KubernetesConnector,
-                              logger: Logger) throws -> HealthSweeper {
-        var healthLogger = logger
-        healthLogger[metadataKey: "component"] = "health"
-        return HealthSweeper(
-            clusters: PostgresClusterStore(database: database), bindings: PostgresBindingStore(database: database),
-            identities: PostgresIdentityStore(database: database), teams: PostgresTeamStore(database: database),
-            health: PostgresHealthStore(database: database), connector: connector, azure: try azureClient(config: config), logger: healthLogger)
-    }
-
-    /// The scheduler of health sweeps (`PODID_HEALTH_INTERVAL`).
-    public static func healthScheduler(config: PodidConfig, database: Store.PostgresDatabase, connector: any KubernetesConnector,
-                                       logger: Logger) throws -> HealthScheduler {
-        HealthScheduler(sweeper: try healthSweeper(config: config, database: database, connector: connector, logger: logger),
-                        clusters: PostgresClusterStore(database: database), health: PostgresHealthStore(database: database),
-                        interval: .seconds(config.healthInterval), historyDays: config.healthHistoryDays, logger: logger)
     }
 
     /// `podid worker`: the workers alone, with their PostgreSQL client, and no HTTP server.
@@ -135,9 +121,7 @@ public enum PodidApplication {
         let database = PostgresDatabase(client: client, logger: dbLogger)
         var config = config
         config.workers = max(config.workers, 1)
-        let kubeClients = KubeClientPool()
-        return [client, kubeClients, try jobRunner(config: config, database: database, connector: kubeClients, logger: logger),
-                try healthScheduler(config: config, database: database, connector: kubeClients, logger: logger)]
+        return [client] + (try backgroundServices(config: config, database: database, logger: logger))
     }
 
     /// Runs `body` with a PostgreSQL client for `url` that runs only as long as `body` does (for

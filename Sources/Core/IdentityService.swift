@@ -27,13 +27,12 @@ public enum IdentityJobs {
                requestId: requestId, resource: identity.path)
     }
 
-    /// The delete job.
-    public static func deletion(_ identity: Identity, requestId: String?) -> NewJob {
-        NewJob(kind: delete, team: identity.team, resourceType: "identity", resourceName: identity.name,
-               serialKey: serialKey(team: identity.team, name: identity.name),
-               dedupeKey: "identity-delete:\(identity.team)/\(identity.name)",
-               payload: .object(["team": .string(identity.team), "identity": .string(identity.name)]),
-               requestId: requestId, resource: identity.path)
+    /// The delete job of identity `name` of `team`.
+    public static func deletion(team: String, name: String, requestId: String?) -> NewJob {
+        NewJob(kind: delete, team: team, resourceType: "identity", resourceName: name,
+               serialKey: serialKey(team: team, name: name), dedupeKey: "identity-delete:\(team)/\(name)",
+               payload: .object(["team": .string(team), "identity": .string(name)]),
+               requestId: requestId, resource: "/v1/teams/\(team)/identities/\(name)")
     }
 }
 
@@ -101,8 +100,10 @@ public struct IdentityService: Sendable {
             if ifMatch != nil { throw Self.stale(name) }
             do {
                 return (try await create(team: team, spec, deletionPolicyGiven: deletionPolicyGiven, context: context), true, true)
-            } catch let error as DomainError where error.kind == .conflict && error.detail.contains("already has an identity with this name") {
-                // Created by a concurrent request since we looked: update it instead.
+            } catch let error as DomainError where error.kind == .conflict {
+                // Created by a concurrent request since we looked: update it instead. Any other
+                // conflict (a quota, the Azure name taken) is the caller's.
+                guard try await store.identity(team: team, name: name) != nil else { throw error }
             }
         }
         let (identity, changed) = try await change(team: team, name: name, ifMatch: ifMatch, context: context) { current in
@@ -149,7 +150,7 @@ public struct IdentityService: Sendable {
             }
             let deleting = try await store.markDeleting(
                 team: team, name: name, ifGeneration: current.generation,
-                job: IdentityJobs.deletion(current, requestId: context.requestId), cascade: cascading
+                job: IdentityJobs.deletion(team: team, name: name, requestId: context.requestId), cascade: cascading
             ) { stored in
                 context.audit("identity.deleted", team: team, resourceType: "identity", resourceName: name,
                               details: ["deletionPolicy": .string(current.deletionPolicy.rawValue), "cascade": .bool(cascade)],

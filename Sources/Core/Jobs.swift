@@ -55,14 +55,15 @@ public struct NewJob: Sendable, Equatable {
     public var maxAttempts: Int
     /// The API request that caused it.
     public var requestId: String?
-    /// The API path of the resource it works on, such as `/v1/teams/payments/identities/orders`.
+    /// The API path of the resource it works on, such as `/v1/teams/payments/identities/orders`
+    /// (`<type>/<name>` when the caller gives none).
     public var resource: String
 
     /// Creates a job request.
     public init(kind: String, team: String?, resourceType: String, resourceName: String, serialKey: String,
                 dedupeKey: String? = nil, payload: JSONValue = .object([:]), maxAttempts: Int = 10, requestId: String? = nil,
                 resource: String? = nil) {
-        self.resource = resource ?? Self.resourcePath(team: team, type: resourceType, name: resourceName)
+        self.resource = resource ?? "\(resourceType)/\(resourceName)"
         self.kind = kind
         self.team = team
         self.resourceType = resourceType
@@ -72,13 +73,6 @@ public struct NewJob: Sendable, Equatable {
         self.payload = payload
         self.maxAttempts = maxAttempts
         self.requestId = requestId
-    }
-}
-
-extension NewJob {
-    /// A resource's name when the caller gives no API path: `<type>/<name>`.
-    public static func resourcePath(team: String?, type: String, name: String) -> String {
-        "\(type)/\(name)"
     }
 }
 

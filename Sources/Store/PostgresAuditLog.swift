@@ -340,7 +340,9 @@ public struct PostgresAuditLog: AuditLog {
     }
 }
 
-/// A row iterator shared with the sequence that pulls from it (one consumer at a time).
+/// The row iterator behind an export. `@unchecked Sendable` because PostgresNIO's iterator is not
+/// Sendable, while `AuditRecords` hands out a `@Sendable` closure: it is sound because an export's
+/// records are pulled by one consumer (the response body writer), one `next()` after another.
 final class RowCursor: @unchecked Sendable {
     var iterator: PostgresRowSequence.AsyncIterator
 

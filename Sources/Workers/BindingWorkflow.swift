@@ -159,9 +159,8 @@ public struct BindingWorkflow: JobHandler {
             }
         }
         audit.append(event("binding.removed", binding, job: job, details: ["cluster": .string(binding.cluster), "namespace": .string(binding.namespace)]))
-        let identity = Identity(team: binding.team, name: binding.identity, subscriptionId: "", resourceGroup: "", location: "", tags: [:],
-                                grants: [], deletionPolicy: .delete, adoptResourceId: nil, adoptedByAdmin: false)
-        try await bindings.deleteBinding(binding, audit: audit, identityDeletion: IdentityJobs.deletion(identity, requestId: job.requestId))
+        try await bindings.deleteBinding(binding, audit: audit,
+                                         identityDeletion: IdentityJobs.deletion(team: binding.team, name: binding.identity, requestId: job.requestId))
     }
 
     func remove(_ kind: KubeKind, name: String, binding: Binding, includingBinding: Bool, gateway: any KubernetesGateway, job: Job,

@@ -169,7 +169,8 @@ struct AzureSimulatorTests {
     @Test("identity writes are throttled per subscription with Retry-After; fault rules inject 429, 500 and latency")
     func throttlingAndFaults() async throws {
         try await withSimulators { sims in
-            sims.azure.configure { $0.identityWritesPerSecond = 0.5; $0.identityWriteBurst = 2 }
+            // A token every 100 s: no loaded machine refills the bucket between the three writes.
+            sims.azure.configure { $0.identityWritesPerSecond = 0.01; $0.identityWriteBurst = 2 }
             var statuses: [Int] = []
             var throttled: HTTPAnswer?
             for index in 0..<3 {
