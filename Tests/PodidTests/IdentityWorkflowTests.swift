@@ -10,7 +10,8 @@ import Testing
 struct IdentityWorkflowTests {
     @Test("provision: pending → ready with resourceId and clientId, the identity tagged and granted in Azure, every step audited; delete removes both")
     func provisionAndDelete() async throws {
-        try await withWorkerApp(configureAzure: { $0.principalNotFoundSeconds = 2 }) { client, database, sims in
+        // A replication window long enough that even a slow machine reaches the role assignment inside it.
+        try await withWorkerApp(configureAzure: { $0.principalNotFoundSeconds = 5 }) { client, database, sims in
             try await client.createTeam("payments", policy: devPolicy())
             let created = try await client.call(.post, "/v1/teams/payments/identities", token: testAdminToken,
                                                 json: identityBody("orders-api", extra: #","tags":{"app":"orders"}"#),
@@ -37,6 +38,8 @@ struct IdentityWorkflowTests {
             #expect(job["state"] as? String == "succeeded")
             #expect(job["attempts"] as? Int == 1)
             let steps = job["steps"] as? [[String: Any]] ?? []
+            let refused = sims.azure.requestLog.all.filter { $0.operation == "roleAssignment.put" && $0.status == 400 }
+            #expect(!refused.isEmpty, "the simulator answered PrincipalNotFound at least once")
             #expect(steps.contains { $0["outcome"] as? String == "waiting" }, "PrincipalNotFound was retried in place: \(steps)")
             #expect(steps.contains { $0["name"] as? String == "azure.identity.put" && ($0["details"] as? [String: String])?["upstreamRequestId"] != nil })
 

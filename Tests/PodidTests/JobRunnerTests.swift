@@ -132,7 +132,8 @@ struct JobRunnerTests {
     @Test("a job whose worker died is reclaimed after its lease and finished by another worker")
     func deadWorker() async throws {
         let handler = ScriptedHandler { _ in }
-        try await Self.withRunner(handlers: ["work": handler], lease: .seconds(1), before: { queue, db in
+        // The live workers' lease is long, so that a slow machine never lets it lapse and run the job twice.
+        try await Self.withRunner(handlers: ["work": handler], lease: .seconds(15), before: { queue, db in
             // A worker of another process claims the job and dies without a word.
             let id = try await Self.enqueue(db, kind: "work", name: "w")
             #expect(try await queue.claim(worker: "dead-process", lease: .milliseconds(500))?.id == id)
