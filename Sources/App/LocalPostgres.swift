@@ -87,12 +87,15 @@ public struct LocalPostgres: Sendable {
                 asUser: runUser)
         }
 
+        let previous = fresh ? nil : previousInstance()
         let port: Int
         if let running = runningPort(bin: bin) {
             port = running
             logger.info("reusing the running private PostgreSQL", metadata: ["port": "\(port)"])
         } else {
-            port = try Self.freePort()
+            // The previous port when it is still free, so that the URLs in postgres.env — and a
+            // podid still running with them — keep working across a restart.
+            port = try previous.flatMap { Self.isFree($0.port) ? $0.port : nil } ?? Self.freePort()
             let log = base.appendingPathComponent("postgres.log").path
             // A throwaway (fresh) cluster for tests trades durability for speed, and takes the many
             // connections of tests running side by side; the dev cluster, which a later `make run`
@@ -104,8 +107,9 @@ public struct LocalPostgres: Sendable {
                 asUser: runUser)
         }
 
-        let ownerPassword = Self.randomPassword()
-        let runtimePassword = Self.randomPassword()
+        // Passwords are kept across restarts for the same reason; a fresh cluster gets new ones.
+        let ownerPassword = previous?.ownerPassword ?? Self.randomPassword()
+        let runtimePassword = previous?.runtimePassword ?? Self.randomPassword()
         let sql = """
             DO $$
             BEGIN
@@ -211,6 +215,41 @@ public struct LocalPostgres: Sendable {
         let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [])
             .compactMap(Int.init).filter { $0 >= 15 }.sorted(by: >)
         return versions.map { "\(root)/\($0)/bin" }.first { Shell.isExecutable("\($0)/initdb") }
+    }
+
+    /// The port and passwords the last start wrote to postgres.env, if it is there and readable.
+    func previousInstance() -> (port: Int, ownerPassword: String, runtimePassword: String)? {
+        guard let text = try? String(contentsOf: dataDir.appendingPathComponent("postgres.env"), encoding: .utf8) else { return nil }
+        var values: [String: String] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+            if parts.count == 2 { values[parts[0]] = parts[1] }
+        }
+        guard let owner = values["PODID_MIGRATION_DATABASE_URL"].flatMap(URLComponents.init(string:)),
+              let runtime = values["PODID_DATABASE_URL"].flatMap(URLComponents.init(string:)),
+              let ownerPassword = owner.password, let runtimePassword = runtime.password, let port = owner.port,
+              ownerPassword.allSatisfy({ $0.isLetter || $0.isNumber }), runtimePassword.allSatisfy({ $0.isLetter || $0.isNumber })
+        else { return nil }
+        return (port, ownerPassword, runtimePassword)
+    }
+
+    /// Whether `port` on 127.0.0.1 can be bound now.
+    static func isFree(_ port: Int) -> Bool {
+        guard port > 0 && port < 65536 else { return false }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        // As PostgreSQL binds it: connections of the previous run in TIME_WAIT do not block it.
+        var reuse: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        } == 0
     }
 
     /// A free TCP port on 127.0.0.1.

@@ -25,6 +25,12 @@ public struct ARMClient: AzureGateway {
     /// Subscriptions ARM throttled, and until when: every call to them waits out a `Retry-After`,
     /// not only the call that was refused (throttling is per subscription).
     let throttled = SubscriptionPause()
+    /// Role definition ids by subscription and role name, for `roleDefinitionCacheTime`: every
+    /// grant names a role, and built-in roles have the same id for years.
+    let roleDefinitions = RoleDefinitionCache()
+    /// How long a looked-up role definition id is reused (a custom role deleted and re-created
+    /// under the same name gets a new id; ten minutes bounds how long podid uses the old one).
+    static let roleDefinitionCacheTime: Duration = .seconds(600)
 
     /// A client for the ARM `endpoint` (`PODID_AZURE_ARM_ENDPOINT`), limiting identity writes to
     /// `identityWritesPerSecond` per subscription (`PODID_AZURE_IDENTITY_WRITES_PER_SECOND`).
@@ -173,6 +179,14 @@ public struct ARMClient: AzureGateway {
     }
 
     public func roleDefinitionId(roleName: String, scope: String) async throws -> String {
+        let key = RoleDefinitionCache.key(roleName: roleName, scope: scope)
+        if let cached = roleDefinitions.get(key) { return cached }
+        let id = try await lookUpRoleDefinitionId(roleName: roleName, scope: scope)
+        roleDefinitions.set(key, id, for: Self.roleDefinitionCacheTime)
+        return id
+    }
+
+    func lookUpRoleDefinitionId(roleName: String, scope: String) async throws -> String {
         let filter = formEncode("roleName eq '\(roleName)'")
         let answer = try await send(
             .GET, "\(endpoint)\(scope)/providers/Microsoft.Authorization/roleDefinitions?api-version=\(APIVersion.authorization)&$filter=\(filter)",
@@ -335,5 +349,29 @@ public final class SubscriptionRateLimiter: Sendable {
             guard let wait else { return }
             try? await Task.sleep(for: .milliseconds(Int64((wait * 1000).rounded(.up))))
         }
+    }
+}
+
+/// Role definition ids looked up recently. Role definitions are visible throughout a subscription
+/// (assignable scopes aside), so a role's id is kept per subscription of the scope, or per scope
+/// when the scope is above subscriptions (a management group).
+final class RoleDefinitionCache: Sendable {
+    let entries = Mutex<[String: (id: String, until: ContinuousClock.Instant)]>([:])
+
+    static func key(roleName: String, scope: String) -> String {
+        let parts = scope.lowercased().split(separator: "/")
+        let owner = parts.count >= 2 && parts[0] == "subscriptions" ? "/subscriptions/\(parts[1])" : scope.lowercased()
+        return "\(owner)|\(roleName.lowercased())"
+    }
+
+    func get(_ key: String) -> String? {
+        entries.withLock { entries in
+            guard let entry = entries[key], entry.until > .now else { return nil }
+            return entry.id
+        }
+    }
+
+    func set(_ key: String, _ id: String, for lifetime: Duration) {
+        entries.withLock { $0[key] = (id, .now + lifetime) }
     }
 }

@@ -60,7 +60,10 @@ public final class KubeClient: KubernetesGateway {
                 throw KubeConfigError("the client certificate or key is not valid PEM: \(error)")
             }
         }
-        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+        // Every worker may be applying objects to this cluster at once (the default is 8 per host).
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         transport = HTTPTransport(client: http, service: .kubernetes)
         if case .tokenFile(let path) = connection.auth { tokens = FileTokenSource(path: path) } else { tokens = nil }
     }

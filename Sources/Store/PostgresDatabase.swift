@@ -2,6 +2,7 @@ import Core
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// A PostgreSQL connection pool and the helpers every repository uses.
 public struct PostgresDatabase: Sendable {
@@ -16,13 +17,20 @@ public struct PostgresDatabase: Sendable {
         self.logger = logger
     }
 
+    /// How long a caller waits for a connection before podid answers 503: while PostgreSQL is
+    /// down the pool keeps retrying and would hold every request until it is back.
+    public static let connectionWait: Duration = .seconds(5)
+
     /// Runs `body` in one transaction, mapping PostgreSQL errors to domain errors.
     public func transaction<Result: Sendable>(
-        _ body: (PostgresConnection) async throws -> Result
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         do {
-            return try await client.withTransaction(logger: logger) { connection in
-                try await body(connection)
+            return try await withConnectionDeadline { acquired in
+                try await client.withTransaction(logger: logger) { connection in
+                    acquired.mark()
+                    return try await body(connection)
+                }
             }
         } catch {
             throw PostgresErrors.map(error)
@@ -32,11 +40,48 @@ public struct PostgresDatabase: Sendable {
     /// Runs one query and collects its rows, mapping PostgreSQL errors to domain errors.
     public func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
         do {
-            return try await client.query(query, logger: logger).collect()
+            return try await withConnectionDeadline { acquired in
+                try await client.withConnection { connection in
+                    acquired.mark()
+                    return try await connection.query(query, logger: logger).collect()
+                }
+            }
         } catch {
             throw PostgresErrors.map(error)
         }
     }
+
+    /// Runs `operation`, failing with 503 when it has not got a connection (`mark()`) within
+    /// `connectionWait`; once it has one, it runs to its end.
+    func withConnectionDeadline<Result: Sendable>(
+        _ operation: @escaping @Sendable (ConnectionAcquired) async throws -> Result
+    ) async throws -> Result {
+        let acquired = ConnectionAcquired()
+        return try await withThrowingTaskGroup(of: Result?.self) { group in
+            group.addTask { try await operation(acquired) }
+            group.addTask {
+                try await Task.sleep(for: Self.connectionWait)
+                if acquired.isMarked { return nil }
+                throw DomainError(.unavailable, "The database did not answer within \(Self.connectionWait.components.seconds) seconds; retry shortly.")
+            }
+            while let next = try await group.next() {
+                if let result = next {
+                    group.cancelAll()
+                    return result
+                }
+            }
+            throw CancellationError()
+        }
+    }
+}
+
+/// Set once an operation holds a connection.
+final class ConnectionAcquired: Sendable {
+    let flag = Atomic<Bool>(false)
+
+    func mark() { flag.store(true, ordering: .relaxed) }
+
+    var isMarked: Bool { flag.load(ordering: .relaxed) }
 }
 
 extension PostgresConnection {

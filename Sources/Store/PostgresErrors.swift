@@ -29,6 +29,11 @@ public enum PostgresErrors {
     public static func map(_ error: any Error) -> any Error {
         let error = unwrap(error)
         if error is DomainError { return error }
+        // The pool's own errors (its type lives in PostgresNIO's internal pool module): connections
+        // that could not be created for a while (its circuit breaker), a wait that was cancelled.
+        if String(describing: type(of: error)) == "ConnectionPoolError" {
+            return DomainError(.unavailable, "The database is unavailable; retry shortly.")
+        }
         guard let psql = error as? PSQLError else { return error }
         if psql.code == .server, let state = psql.serverInfo?[.sqlState] {
             let constraint = psql.serverInfo?[.constraintName] ?? ""

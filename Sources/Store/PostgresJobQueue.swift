@@ -170,7 +170,7 @@ public final class PostgresJobQueue: JobQueue, JobStore {
                 UPDATE jobs SET state = 'queued', attempts = 0, run_at = now(), finished_at = NULL, updated_at = now()
                 WHERE id = \(id) AND state IN ('failed', 'cancelled')
                 RETURNING \(unescaped: Self.columns)
-                """, logger: database.logger
+                """, logger: self.database.logger
             ).collect()
             guard let row = rows.first else { return nil }
             let job = try Self.decode(row)
@@ -181,10 +181,10 @@ public final class PostgresJobQueue: JobQueue, JobStore {
                     UPDATE identities SET state = 'pending', message = 'waiting for a worker to retry job ' || \(id.uuidString.lowercased()),
                            updated_at = now()
                     WHERE team = \(team) AND name = \(job.resourceName) AND state = 'failed'
-                    """, logger: database.logger)
+                    """, logger: self.database.logger)
             }
-            try await connection.insertAudit(audit, logger: database.logger)
-            try await connection.query("SELECT pg_notify(\(Self.channel), '')", logger: database.logger)
+            try await connection.insertAudit(audit, logger: self.database.logger)
+            try await connection.query("SELECT pg_notify(\(Self.channel), '')", logger: self.database.logger)
             return job
         }
         return job

@@ -48,6 +48,7 @@ public struct HealthSweeper: Sendable {
     }
 
     func sweep(_ cluster: Cluster) async throws {
+        let started = ContinuousClock.now
         let observed = await observe(cluster)
         let bound = try await bindings.bindings(cluster: cluster.name)
         var identityCache: [String: Identity] = [:]
@@ -85,6 +86,11 @@ public struct HealthSweeper: Sendable {
             }
         }
         publish(cluster: cluster.name, byStatus: byStatus, byCode: byCode, assignments: observed.assignments)
+        let elapsed = ContinuousClock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        Gauge(label: "podid_health_sweep_seconds", dimensions: [("cluster", cluster.name)]).record(seconds)
+        Counter(label: "podid_health_sweeps_total", dimensions: [("cluster", cluster.name)]).increment()
+        Gauge(label: "podid_health_swept_pods", dimensions: [("cluster", cluster.name)]).record(observed.labelledPods.count)
     }
 
     /// One pass of lists; an unreachable cluster or missing CRDs is recorded, not thrown.

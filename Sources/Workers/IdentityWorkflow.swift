@@ -135,6 +135,16 @@ public struct IdentityWorkflow: JobHandler {
             } else {
                 info = found
             }
+            if identity.resourceId == nil && !adopting {
+                // Carrying this identity's podid tags but not recorded: an earlier attempt created it
+                // and stopped (a crash, a lost connection) before its event was written, or an
+                // identity of the same name kept it (deletionPolicy retain). Audited now, once.
+                events.append(event("azure.identity.found", team: team, name: name, job: job, details: [
+                    "resourceId": .string(info.resourceId), "clientId": .string(info.clientId), "principalId": .string(info.principalId),
+                    "location": .string(identity.location),
+                    "note": "already in Azure with this identity's podid tags: created by an earlier attempt that stopped before recording it, or kept by an earlier identity of this name",
+                ]))
+            }
         } else {
             info = try await call { try await azure.createOrUpdateIdentity(ref, location: identity.location, tags: desiredTags) }
             events.append(event("azure.identity.created", team: team, name: name, job: job, details: [
