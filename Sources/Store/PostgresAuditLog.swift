@@ -71,7 +71,7 @@ public struct PostgresAuditLog: AuditLog {
 
         var record: AuditRecord {
             func json(_ text: String?) -> JSONValue? {
-                text.flatMap { try? JSONDecoder().decode(JSONValue.self, from: Data($0.utf8)) }
+                text.flatMap(JSONValue.parse)
             }
             var detailValues: [String: JSONValue] = [:]
             if case .object(let members)? = json(details) { detailValues = members }

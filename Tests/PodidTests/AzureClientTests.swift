@@ -295,9 +295,3 @@ struct ForgedCredential: AzureCredential {
     var kind: String { "forged" }
     func fetchToken() async throws -> AccessToken { AccessToken(token: "forged", expiresAt: Date().addingTimeInterval(3600)) }
 }
-
-extension JSONValue {
-    static func parse(_ text: String) -> JSONValue? {
-        try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
-    }
-}
