@@ -15,7 +15,7 @@ struct HTTPExchange: Sendable {
     }
 
     var json: JSONValue? {
-        try? JSONDecoder().decode(JSONValue.self, from: Data(body))
+        JSONValue.parse(bytes: body)
     }
 
     var text: String { String(decoding: body, as: UTF8.self) }

@@ -105,19 +105,25 @@ public final class KubeClient: KubernetesGateway {
     }
 
     public func list(_ kind: KubeKind, namespace: String?, labelSelector: String?) async throws -> [KubeObject] {
+        try await list(kind, namespace: namespace, labelSelector: labelSelector, as: { $0 })
+    }
+
+    public func list<T: Sendable>(_ kind: KubeKind, namespace: String?, labelSelector: String?,
+                                  as transform: @Sendable (KubeObject) -> T) async throws -> [T] {
         // A continue token that expired mid-list (410) means starting over; a few times at most.
         for _ in 0..<3 {
             do {
-                return try await listOnce(kind, namespace: namespace, labelSelector: labelSelector)
+                return try await listOnce(kind, namespace: namespace, labelSelector: labelSelector, transform)
             } catch let error as UpstreamError where error.status == 410 {
                 continue
             }
         }
-        return try await listOnce(kind, namespace: namespace, labelSelector: labelSelector)
+        return try await listOnce(kind, namespace: namespace, labelSelector: labelSelector, transform)
     }
 
-    func listOnce(_ kind: KubeKind, namespace: String?, labelSelector: String?) async throws -> [KubeObject] {
-        var items: [KubeObject] = []
+    func listOnce<T>(_ kind: KubeKind, namespace: String?, labelSelector: String?,
+                     _ transform: (KubeObject) -> T) async throws -> [T] {
+        var items: [T] = []
         var token: String?
         repeat {
             var query = ["limit=\(pageSize)"]
@@ -125,7 +131,7 @@ public final class KubeClient: KubernetesGateway {
             if let token { query.append("continue=\(formEncode(token))") }
             let answer = try await send(.GET, path(kind, namespace: namespace, name: nil) + "?" + query.joined(separator: "&"))
             guard let json = answer.json else { throw Self.unexpected(answer, "a list that is not JSON") }
-            if case .array(let list)? = json.at("items") { items += list.map { KubeObject($0) } }
+            if case .array(let list)? = json.at("items") { items += list.map { transform(KubeObject($0)) } }
             token = json.at("metadata", "continue")?.stringValue
             if token?.isEmpty == true { token = nil }
         } while token != nil

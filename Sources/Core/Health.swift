@@ -391,6 +391,9 @@ public protocol HealthStore: Sendable {
     /// `health.changed` audit event. Returns the previous status, if any.
     @discardableResult
     func record(_ health: BindingHealth, audit: @escaping @Sendable (HealthStatus?) -> AuditDraft) async throws -> HealthStatus?
+    /// Records a whole sweep's results in one transaction, as `record` does for each (bindings
+    /// deleted meanwhile are skipped); history rows and audit events for those whose status changed.
+    func recordAll(_ results: [BindingHealth], audit: @escaping @Sendable (BindingHealth, HealthStatus?) -> AuditDraft) async throws
     /// The latest health of a binding.
     func health(team: String, identity: String, binding: String) async throws -> BindingHealth?
     /// The latest health of every binding (of one team when given).

@@ -205,6 +205,8 @@ public protocol IdentityStore: Sendable {
     func identity(team: String, name: String) async throws -> Identity?
     /// Identities of a team ordered by name, after the page's position.
     func identities(team: String, page: PageRequest) async throws -> [Identity]
+    /// The identities of these (team, name) pairs that exist, in one query (a health sweep's).
+    func identities(keys: [IdentityKey]) async throws -> [Identity]
     /// Replaces the desired state if the generation is still `ifGeneration`, with generation + 1 and
     /// state `pending`, and enqueues `job`; nil when the generation moved on (or the identity is gone).
     func replaceIdentity(_ identity: Identity, ifGeneration: Int64, job: NewJob,
@@ -221,4 +223,15 @@ public protocol IdentityStore: Sendable {
     func updateStatus(team: String, name: String, _ update: IdentityStatusUpdate, audit: [AuditDraft]) async throws -> Identity?
     /// Deletes the row (the delete job's last step) with its audit events.
     func deleteIdentity(team: String, name: String, audit: [AuditDraft]) async throws
+}
+
+/// A team's identity by name.
+public struct IdentityKey: Sendable, Hashable {
+    public var team: String
+    public var name: String
+
+    public init(team: String, name: String) {
+        self.team = team
+        self.name = name
+    }
 }

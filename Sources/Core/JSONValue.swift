@@ -46,9 +46,7 @@ public enum JSONValue: Sendable, Equatable, Codable {
             try container.encode(Timestamp.format(date))
         }
         // Encoding podid's own model types cannot fail; a failure would be a programming error.
-        guard let data = try? encoder.encode(value),
-              let decoded = try? JSONDecoder().decode(JSONValue.self, from: data)
-        else { return .null }
+        guard let data = try? encoder.encode(value), let decoded = JSONValue.parse(bytes: Array(data)) else { return .null }
         return decoded
     }
 
@@ -93,12 +91,19 @@ extension JSONValue {
     /// its time.
     public static func parse(_ text: String) -> JSONValue? {
         var text = text
-        return text.withUTF8 { buffer in
-            var parser = JSONTextParser(bytes: buffer)
-            guard let value = parser.value(depth: 0) else { return nil }
-            parser.skipSpace()
-            return parser.index == buffer.count ? value : nil
-        }
+        return text.withUTF8(parse(buffer:))
+    }
+
+    /// Parses JSON in UTF-8 bytes (an HTTP body), or nil when it is not valid JSON.
+    public static func parse(bytes: [UInt8]) -> JSONValue? {
+        bytes.withUnsafeBufferPointer(parse(buffer:))
+    }
+
+    static func parse(buffer: UnsafeBufferPointer<UInt8>) -> JSONValue? {
+        var parser = JSONTextParser(bytes: buffer)
+        guard let value = parser.value(depth: 0) else { return nil }
+        parser.skipSpace()
+        return parser.index == buffer.count ? value : nil
     }
 }
 

@@ -276,10 +276,21 @@ public protocol KubernetesGateway: Sendable {
     func delete(_ kind: KubeKind, namespace: String?, name: String, uid: String?) async throws -> DeleteOutcome
     /// Every object of a kind (in one namespace, or all), paging through `continue` tokens.
     func list(_ kind: KubeKind, namespace: String?, labelSelector: String?) async throws -> [KubeObject]
+    /// The same list, each page turned into `T` as it arrives, so that a large list (the pods of
+    /// a cluster) is never held as JSON all at once.
+    func list<T: Sendable>(_ kind: KubeKind, namespace: String?, labelSelector: String?,
+                           as transform: @Sendable (KubeObject) -> T) async throws -> [T]
     /// The plurals of `aadpodidentity.k8s.io/v1` the server serves (empty when the CRDs are not installed).
     func servedPodIdentityKinds() async throws -> Set<String>
     /// Whether podid may do `verb` on a kind (SelfSubjectAccessReview).
     func canI(_ verb: String, _ kind: KubeKind, namespace: String?) async throws -> Bool
     /// The API server's version (`/version`'s `gitVersion`): proves it is reachable.
     func serverVersion() async throws -> String
+}
+
+extension KubernetesGateway {
+    public func list<T: Sendable>(_ kind: KubeKind, namespace: String?, labelSelector: String?,
+                                  as transform: @Sendable (KubeObject) -> T) async throws -> [T] {
+        try await list(kind, namespace: namespace, labelSelector: labelSelector).map(transform)
+    }
 }

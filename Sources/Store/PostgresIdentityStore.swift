@@ -78,6 +78,18 @@ public struct PostgresIdentityStore: IdentityStore {
         }
     }
 
+    public func identities(keys: [IdentityKey]) async throws -> [Identity] {
+        guard !keys.isEmpty else { return [] }
+        let teams = keys.map(\.team)
+        let names = keys.map(\.name)
+        return try await database.rows(
+            """
+            SELECT \(unescaped: Self.columns) FROM identities
+            WHERE (team, name) IN (SELECT * FROM unnest(\(teams)::text[], \(names)::text[]))
+            """
+        ).map(Self.decode)
+    }
+
     public func identity(team: String, name: String) async throws -> Identity? {
         try await database.rows("SELECT \(unescaped: Self.columns) FROM identities WHERE team = \(team) AND name = \(name)")
             .first.map(Self.decode)

@@ -55,7 +55,7 @@ public final class PostgresJobQueue: JobQueue, JobStore {
         }
         return Job(
             id: id, kind: kind, team: team, resourceType: resourceType, resourceName: resourceName, serialKey: serialKey,
-            dedupeKey: dedupeKey, payload: (try? JSONDecoder().decode(JSONValue.self, from: Data(payload.utf8))) ?? .object([:]),
+            dedupeKey: dedupeKey, payload: JSONValue.parse(payload) ?? .object([:]),
             state: JobState(rawValue: state) ?? .queued, attempts: attempts, maxAttempts: maxAttempts, runAt: runAt,
             lastError: lastError, steps: (try? decoder.decode([JobStep].self, from: Data(steps.utf8))) ?? [],
             requestId: requestId, createdAt: createdAt, updatedAt: updatedAt, resource: resource, finishedAt: finishedAt)

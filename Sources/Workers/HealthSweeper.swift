@@ -51,20 +51,21 @@ public struct HealthSweeper: Sendable {
         let started = ContinuousClock.now
         let observed = await observe(cluster)
         let bound = try await bindings.bindings(cluster: cluster.name)
+        // One query for the identities of every binding, one per team for the policies.
+        let keys = Array(Set(bound.map { IdentityKey(team: $0.team, name: $0.identity) }))
         var identityCache: [String: Identity] = [:]
+        for identity in try await identities.identities(keys: keys) {
+            identityCache["\(identity.team)/\(identity.name)"] = identity
+        }
         var policyCache: [String: TeamPolicy] = [:]
-        for binding in bound {
-            let key = "\(binding.team)/\(binding.identity)"
-            if identityCache[key] == nil, let identity = try await identities.identity(team: binding.team, name: binding.identity) {
-                identityCache[key] = identity
-            }
-            if policyCache[binding.team] == nil, let team = try await teams.team(named: binding.team) {
-                policyCache[binding.team] = team.policy
-            }
+        for team in Set(bound.map(\.team)) {
+            if let found = try await teams.team(named: team) { policyCache[team] = found.policy }
         }
         let azureState = await observeAzure(Array(identityCache.values), cluster: cluster)
         var byStatus: [HealthStatus: Int] = [:]
         var byCode: [String: Int] = [:]
+        var results: [BindingHealth] = []
+        results.reserveCapacity(bound.count)
         for binding in bound {
             guard let identity = identityCache["\(binding.team)/\(binding.identity)"] else { continue }
             let findings = HealthEvaluator.evaluate(
@@ -76,14 +77,15 @@ public struct HealthSweeper: Sendable {
             if observed.unreachable == nil {
                 await repairDrift(binding, identity: identity, cluster: cluster, findings: findings)
             }
-            let record = BindingHealth(team: binding.team, identity: binding.identity, binding: binding.name, cluster: cluster.name,
-                                       status: status, findings: findings, observedAt: observed.observedAt, changedAt: nil)
-            try await health.record(record) { previous in
-                AuditDraft(actor: "podid", actorTeam: nil, action: "health.changed", outcome: status == .healthy ? .success : .failure,
-                           team: binding.team, resourceType: "binding", resourceName: "\(binding.identity)/\(binding.name)", requestId: nil,
-                           details: ["cluster": .string(cluster.name), "from": previous.map { .string($0.rawValue) } ?? .null,
-                                     "to": .string(status.rawValue), "codes": .array(Set(findings.map(\.code)).sorted().map(JSONValue.string))])
-            }
+            results.append(BindingHealth(team: binding.team, identity: binding.identity, binding: binding.name, cluster: cluster.name,
+                                         status: status, findings: findings, observedAt: observed.observedAt, changedAt: nil))
+        }
+        let clusterName = cluster.name
+        try await health.recordAll(results) { record, previous in
+            AuditDraft(actor: "podid", actorTeam: nil, action: "health.changed", outcome: record.status == .healthy ? .success : .failure,
+                       team: record.team, resourceType: "binding", resourceName: "\(record.identity)/\(record.binding)", requestId: nil,
+                       details: ["cluster": .string(clusterName), "from": previous.map { .string($0.rawValue) } ?? .null,
+                                 "to": .string(record.status.rawValue), "codes": .array(Set(record.findings.map(\.code)).sorted().map(JSONValue.string))])
         }
         publish(cluster: cluster.name, byStatus: byStatus, byCode: byCode, assignments: observed.assignments)
         let elapsed = ContinuousClock.now - started
@@ -102,17 +104,17 @@ public struct HealthSweeper: Sendable {
             guard KubeKind.podIdentityKinds.allSatisfy({ served.contains($0.plural) }) else {
                 return ClusterObservation(crdsServed: false, observedAt: now)
             }
-            async let pods = gateway.list(.pod, namespace: nil, labelSelector: "aadpodidbinding")
-            async let assignments = gateway.list(.azureAssignedIdentity, namespace: nil, labelSelector: nil)
-            async let azureIdentities = gateway.list(.azureIdentity, namespace: nil, labelSelector: nil)
-            async let identityBindings = gateway.list(.azureIdentityBinding, namespace: nil, labelSelector: nil)
-            async let mic = gateway.list(.pod, namespace: cluster.brokerNamespace, labelSelector: "component=mic")
-            async let nmi = gateway.list(.pod, namespace: cluster.brokerNamespace, labelSelector: "component=nmi")
+            // Each page becomes typed objects as it arrives: tens of thousands of pods are never
+            // held as JSON at once.
+            async let pods = gateway.list(.pod, namespace: nil, labelSelector: "aadpodidbinding", as: PodObject.init)
+            async let assignments = gateway.list(.azureAssignedIdentity, namespace: nil, labelSelector: nil, as: AzureAssignedIdentityObject.init)
+            async let azureIdentities = gateway.list(.azureIdentity, namespace: nil, labelSelector: nil, as: AzureIdentityObject.init)
+            async let identityBindings = gateway.list(.azureIdentityBinding, namespace: nil, labelSelector: nil, as: AzureIdentityBindingObject.init)
+            async let mic = gateway.list(.pod, namespace: cluster.brokerNamespace, labelSelector: "component=mic", as: PodObject.init)
+            async let nmi = gateway.list(.pod, namespace: cluster.brokerNamespace, labelSelector: "component=nmi", as: PodObject.init)
             return ClusterObservation(
-                labelledPods: try await pods.map(PodObject.init), assignments: try await assignments.map(AzureAssignedIdentityObject.init),
-                azureIdentities: try await azureIdentities.map(AzureIdentityObject.init),
-                bindings: try await identityBindings.map(AzureIdentityBindingObject.init),
-                micPods: try await mic.map(PodObject.init), nmiPods: try await nmi.map(PodObject.init), observedAt: now)
+                labelledPods: try await pods, assignments: try await assignments, azureIdentities: try await azureIdentities,
+                bindings: try await identityBindings, micPods: try await mic, nmiPods: try await nmi, observedAt: now)
         } catch {
             return ClusterObservation(unreachable: "\(error)", observedAt: now)
         }

@@ -173,7 +173,8 @@ public struct JobRunner: Service {
                 try? await Task.sleep(for: beat)
                 if Task.isCancelled { return }
                 if (try? await queue.heartbeat(job.id, worker: worker, lease: lease, steps: await progress.recorded)) == false {
-                    logger.warning("lost the lease of a running job")
+                    // A beat that crossed the job's own completion is no lost lease.
+                    if !Task.isCancelled { logger.warning("lost the lease of a running job") }
                     return
                 }
             }
@@ -184,10 +185,12 @@ public struct JobRunner: Service {
                 throw DomainError(.validation, "no handler for job kind '\(job.kind)'")
             }
             try await handler.run(job, progress: progress)
+            heartbeat.cancel()
             try await queue.complete(job.id, worker: worker, steps: await progress.recorded)
             Counter(label: "podid_jobs_succeeded_total", dimensions: [("kind", job.kind)]).increment()
             logger.info("job succeeded", metadata: ["attempt": "\(job.attempts)"])
         } catch {
+            heartbeat.cancel()
             let (retryAt, message) = Self.retryPlan(error, attempt: job.attempts)
             let state: JobState
             do {

@@ -45,7 +45,7 @@ func withWorkerApp<R: Sendable>(
         config.azureClientSecret = sims.azure.clientSecret
         config.azureIdentityWritesPerSecond = 50
         var logger = Logger(label: "podid.test")
-        logger.logLevel = .critical
+        logger.logLevel = ProcessInfo.processInfo.environment["PODID_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         let app = try PodidApplication.build(config: config, registry: registry, logger: logger)
         do {
             let result = try await app.test(live ? .live : .router) { client in
