@@ -190,10 +190,21 @@ extension KubeSimulator {
     }
 
     /// Runs the MIC loop (and the namespace controller's cleanup) until cancelled.
-    public func runMIC(interval: Duration = .milliseconds(250)) async {
+    /// The MIC's loop: a pass every `interval` while the cluster changes, and at least every
+    /// `idleInterval` when it does not (Azure identities appearing, assignments getting stuck). A
+    /// pass over tens of thousands of pods is not free, and an idle one found nothing to do.
+    public func runMIC(interval: Duration = .milliseconds(250), idleInterval: Duration = .seconds(1)) async {
         while !Task.isCancelled {
-            micSync()
-            finalizeNamespaces()
+            let version = currentResourceVersion
+            let due = micDue.withLock { last in
+                guard let last else { return true }
+                return last.resourceVersion != version || ContinuousClock.now - last.at >= idleInterval
+            }
+            if due {
+                micSync()
+                finalizeNamespaces()
+                micDue.withLock { $0 = (currentResourceVersion, ContinuousClock.now) }
+            }
             try? await Task.sleep(for: interval)
         }
     }

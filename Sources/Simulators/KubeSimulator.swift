@@ -45,6 +45,8 @@ public final class KubeSimulator: Sendable {
 
     let store: SimStore
     let settings: Mutex<Settings>
+    /// The resourceVersion and time of the MIC's last pass (nil: pass at once).
+    let micDue = Mutex<(resourceVersion: String, at: ContinuousClock.Instant)?>(nil)
     let resources: [KubeResource]
     /// Bearer tokens accepted.
     let tokens: Set<String>
@@ -76,6 +78,7 @@ public final class KubeSimulator: Sendable {
     /// takes effect at once, as through `PATCH /_sim/settings`.
     public func configure(_ change: (inout Settings) -> Void) {
         settings.withLock { change(&$0) }
+        micDue.withLock { $0 = nil }
         reconcileBrokerPods()
     }
 

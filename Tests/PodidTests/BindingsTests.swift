@@ -257,8 +257,11 @@ struct BindingsTests {
             #expect(try await eventually {
                 try await sims.kubeObject(path)?[["spec", "clientID"]]?.string == clientId
             }, "re-applied with the identity's clientId")
-            let newest = try await client.call(.get, "/v1/jobs?kind=binding.apply", token: testAdminToken).items.first
-            #expect(newest?["requestId"] as? String == "req-client-id", "queued by the identity's job for that change")
+            // The AzureIdentity may be put right by a health sweep's drift repair before the identity's
+            // job queues its apply: wait for the apply rather than read the jobs once.
+            #expect(try await eventually {
+                try await client.call(.get, "/v1/jobs?kind=binding.apply", token: testAdminToken).items.first?["requestId"] as? String == "req-client-id"
+            }, "queued by the identity's job for that change")
         }
     }
 }
