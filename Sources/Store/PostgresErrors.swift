@@ -43,6 +43,9 @@ public enum PostgresErrors {
             switch state {
             case "23505", "23503":
                 return DomainError(.conflict, "The change conflicts with existing data (\(constraint)).")
+            case "22021", "22P05":
+                // A NUL character (or another PostgreSQL cannot store) in a value a user sent.
+                return DomainError(.badRequest, "A value contains a character that cannot be stored (such as U+0000, NUL); remove it and send the request again.")
             case "40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300":
                 return DomainError(.unavailable, "The database is busy or restarting; retry shortly.")
             default:

@@ -62,6 +62,20 @@ struct ProblemTests {
         }
     }
 
+    @Test("a NUL character in a value is a 400 that says so, not a database error")
+    func nulCharacters() async throws {
+        try await withTestApp { client, _ in
+            try await client.createTeam("alpha")
+            // Names reach PostgreSQL as they came; PostgreSQL cannot store U+0000.
+            let answer = try await client.call(.get, "/v1/clusters/lo%00cal", token: testAdminToken)
+            Self.expectProblem(answer, 400, "NUL in a name")
+            #expect((answer.json["detail"] as? String)?.contains("NUL") == true)
+            let binding = try await client.call(.post, "/v1/teams/alpha/identities/api/bindings", token: testAdminToken,
+                                                json: #"{"name":"web","cluster":"lo\u0000cal"}"#)
+            #expect(binding.status.code < 500, "a NUL in a field: \(binding.status)")
+        }
+    }
+
     @Test("X-Request-Id is echoed when sane and generated otherwise")
     func requestIds() async throws {
         try await withTestApp { client, _ in
