@@ -113,7 +113,6 @@ END;
 
 POST_LUA = """
 local counter = 0
-local thread_id = 0
 local threads = 0
 function setup(thread)
   thread:set("id", threads)

@@ -2,6 +2,7 @@
 `podid serve` as separate processes of one podid binary, all on loopback, plus small HTTP and SQL
 helpers. Standard library only."""
 
+import functools
 import json
 import os
 import signal
@@ -69,11 +70,13 @@ class Postgres:
         credentials = self.owner_url.split("//", 1)[1].split("@", 1)[0]
         self.owner, self.owner_password = credentials.split(":", 1)
 
+    @functools.cache
     def bin(self, name):
+        """A PostgreSQL client program (looked up once: the drills poll with psql)."""
         out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True)
         if out.returncode == 0 and os.path.exists(os.path.join(out.stdout.strip(), name)):
             return os.path.join(out.stdout.strip(), name)
-        for version in sorted(os.listdir("/usr/lib/postgresql"), reverse=True):
+        for version in sorted(os.listdir("/usr/lib/postgresql"), key=lambda v: int(v) if v.isdigit() else 0, reverse=True):
             path = f"/usr/lib/postgresql/{version}/bin/{name}"
             if os.path.exists(path):
                 return path

@@ -387,12 +387,8 @@ public struct HealthCounts: Sendable, Equatable {
 
 /// Health in the system of record: the latest per binding, and its changes over time.
 public protocol HealthStore: Sendable {
-    /// Records a sweep's result for a binding; when the status changed, also a history row and the
-    /// `health.changed` audit event. Returns the previous status, if any.
-    @discardableResult
-    func record(_ health: BindingHealth, audit: @escaping @Sendable (HealthStatus?) -> AuditDraft) async throws -> HealthStatus?
-    /// Records a whole sweep's results in one transaction, as `record` does for each (bindings
-    /// deleted meanwhile are skipped); history rows and audit events for those whose status changed.
+    /// Records a sweep's results in one transaction (bindings deleted meanwhile are skipped); for
+    /// those whose status changed, also a history row and the `health.changed` audit event.
     func recordAll(_ results: [BindingHealth], audit: @escaping @Sendable (BindingHealth, HealthStatus?) -> AuditDraft) async throws
     /// The latest health of a binding.
     func health(team: String, identity: String, binding: String) async throws -> BindingHealth?

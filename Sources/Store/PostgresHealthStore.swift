@@ -30,44 +30,6 @@ public struct PostgresHealthStore: HealthStore {
                              observedAt: observedAt, changedAt: changedAt)
     }
 
-    public func record(_ health: BindingHealth, audit: @escaping @Sendable (HealthStatus?) -> AuditDraft) async throws -> HealthStatus? {
-        let findings = JSONValue.encoding(health.findings).canonicalText
-        let observedAt = health.observedAt ?? Date()
-        return try await database.transaction { connection in
-            let previousRows = try await connection.query(
-                "SELECT status FROM binding_health WHERE team = \(health.team) AND identity = \(health.identity) AND binding = \(health.binding) FOR UPDATE",
-                logger: database.logger
-            ).collect()
-            let previous = try previousRows.first.map { HealthStatus(rawValue: try $0.decode(String.self)) ?? .unknown }
-            // The binding may be gone since the sweep read it: then there is nothing to record.
-            let exists = try await connection.query(
-                "SELECT 1 FROM bindings WHERE team = \(health.team) AND identity = \(health.identity) AND name = \(health.binding)",
-                logger: database.logger
-            ).collect()
-            guard !exists.isEmpty else { return previous }
-            try await connection.query(
-                """
-                INSERT INTO binding_health (team, identity, binding, cluster, status, findings, observed_at, changed_at)
-                VALUES (\(health.team), \(health.identity), \(health.binding), \(health.cluster), \(health.status.rawValue),
-                        \(findings)::jsonb, \(observedAt), \(observedAt))
-                ON CONFLICT (team, identity, binding) DO UPDATE SET
-                    cluster = EXCLUDED.cluster, findings = EXCLUDED.findings, observed_at = EXCLUDED.observed_at,
-                    changed_at = CASE WHEN binding_health.status = EXCLUDED.status THEN binding_health.changed_at ELSE EXCLUDED.observed_at END,
-                    status = EXCLUDED.status
-                """, logger: database.logger)
-            if previous != health.status {
-                try await connection.query(
-                    """
-                    INSERT INTO binding_health_history (team, identity, binding, cluster, status, previous, findings, observed_at)
-                    VALUES (\(health.team), \(health.identity), \(health.binding), \(health.cluster), \(health.status.rawValue),
-                            \(previous?.rawValue), \(findings)::jsonb, \(observedAt))
-                    """, logger: database.logger)
-                try await connection.insertAudit(audit(previous), logger: database.logger)
-            }
-            return previous
-        }
-    }
-
     public func recordAll(_ results: [BindingHealth], audit: @escaping @Sendable (BindingHealth, HealthStatus?) -> AuditDraft) async throws {
         guard !results.isEmpty else { return }
         // Statements over arrays, so that a sweep of thousands of bindings is a few round trips.
