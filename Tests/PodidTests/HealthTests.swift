@@ -213,10 +213,14 @@ struct HealthTests {
             #expect(try await send("DELETE", "\(sims.azureURL)\(assignmentId)?api-version=2022-04-01").status == 200)
             health = try await Self.check(client)
             #expect(Self.codes(health).contains("RoleAssignmentMissing"), "\(health)")
-            let metrics = try await client.call(.get, "/metrics").body
-            #expect(metrics.contains(#"podid_health_findings{cluster="local",code="RoleAssignmentMissing"} 1"#), "gauges by code")
-            #expect(metrics.contains(#"podid_health_bindings{cluster="local",status="unhealthy"} 1"#))
-            #expect(metrics.contains(#"podid_health_assignments{cluster="local",state="Assigned"}"#))
+            // The gauges live in the process-wide registry, where other tests' sweeps of their own
+            // cluster "local" publish too: the next sweep of this one shows its numbers.
+            #expect(try await eventually(timeout: .seconds(30)) {
+                let metrics = try await client.call(.get, "/metrics").body
+                return metrics.contains(#"podid_health_findings{cluster="local",code="RoleAssignmentMissing"} 1"#)
+                    && metrics.contains(#"podid_health_bindings{cluster="local",status="unhealthy"} 1"#)
+                    && metrics.contains(#"podid_health_assignments{cluster="local",state="Assigned"}"#)
+            }, "gauges by code, status and state")
 
             // The identity deleted in Azure: a finding, and never a silent recreation.
             let resourceId = try #require(try await client.call(.get, "/v1/teams/payments/identities/api", token: testAdminToken).json["resourceId"] as? String)
