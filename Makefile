@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PODID_DATA_DIR ?= .podid
 
-.PHONY: run test build spec-check
+.PHONY: run test conformance build spec-check
 
 build:
 	swift build --product podid
@@ -15,6 +15,11 @@ run: build
 # Installs what the tests need, starts a throwaway PostgreSQL and runs `swift test`.
 test:
 	scripts/test
+
+# The Kubernetes scenarios against the simulator and a real kube-apiserver (built from Debian's
+# source package on first use, then cached): scripts/conformance.
+conformance:
+	scripts/conformance
 
 # Validates openapi.yaml with an independent validator.
 spec-check:

@@ -70,6 +70,18 @@ func eventually(timeout: Duration = .seconds(30), _ condition: @Sendable () asyn
     return try await condition()
 }
 
+/// Fetches a value every 100 ms until `done` holds or `timeout` passes; returns the last one.
+func poll<T: Sendable>(timeout: Duration = .seconds(30), _ fetch: @Sendable () async throws -> T,
+                       until done: (T) -> Bool) async throws -> T {
+    let deadline = ContinuousClock.now + timeout
+    var value = try await fetch()
+    while !done(value) && ContinuousClock.now < deadline {
+        try await Task.sleep(for: .milliseconds(100))
+        value = try await fetch()
+    }
+    return value
+}
+
 extension TestClientProtocol {
     /// Waits until the identity reaches `state` (or the timeout), returning its last JSON.
     func waitForIdentity(_ team: String, _ name: String, state: String, token: String = testAdminToken,
