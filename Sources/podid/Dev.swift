@@ -125,7 +125,7 @@ struct DevBanner {
             ? "private PostgreSQL (URLs in \(config.dataDir)/postgres.env); stops with podid"
             : "PODID_DATABASE_URL"
         let group = "/subscriptions/\(seed.subscriptionId)/resourceGroups/\(seed.resourceGroup)"
-        let policy = #"{"name":"payments","displayName":"Payments","policy":{"subscriptions":["\#(seed.subscriptionId)"],"resourceGroups":["\#(seed.resourceGroup)"],"grants":[{"role":"Reader","scopePrefix":"\#(group)"}],"clusters":["local"],"namespaces":["default"],"maxIdentities":10}}"#
+        let policy = #"{"name":"payments","displayName":"Payments","policy":{"subscriptions":["\#(seed.subscriptionId)"],"resourceGroups":["\#(seed.resourceGroup)"],"grants":[{"role":"Reader","scopePrefix":"\#(group)"}],"clusters":["local"],"namespaces":["payments"],"maxIdentities":10}}"#
         let identity = #"{"name":"orders-api","subscriptionId":"\#(seed.subscriptionId)","resourceGroup":"\#(seed.resourceGroup)","location":"\#(seed.location)","grants":[{"role":"Reader","scope":"\#(group)"}]}"#
         return """
 
@@ -137,7 +137,7 @@ struct DevBanner {
 
               admin token: \(config.adminToken ?? "")
 
-            Try it: a team, an identity with a grant, a binding in cluster local, a pod with its label, the pod's assignment.
+            Try it: a team, an identity with a grant, a binding in cluster local, a deployment whose pods carry its label, their assignments.
               \(tokenLine)
               curl -s -X POST \(base)/v1/teams -H "Authorization: Bearer $TOKEN" \\
                 -H 'Content-Type: application/json' -d '\(policy)'
@@ -149,8 +149,12 @@ struct DevBanner {
               curl -s 'http://\(simHost):\(azurePort)\(group)/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=2023-01-31' -H 'Authorization: Bearer dev'
               curl -s -X POST \(base)/v1/teams/payments/identities/orders-api/bindings -H "Authorization: Bearer $TOKEN" \\
                 -H 'Content-Type: application/json' -d '{"name":"api","cluster":"local","selector":"payments-api"}'
-              kubectl --server http://\(simHost):\(kubePort) run orders-api --image=nginx --labels=aadpodidbinding=payments-api -n default
-              sleep 3   # a job applies the AzureIdentity and AzureIdentityBinding in aad-broker; the simulated MIC assigns the pod
+              kubectl --server http://\(simHost):\(kubePort) create namespace payments
+              kubectl --server http://\(simHost):\(kubePort) create deployment orders-api --image=nginx --replicas=2 -n payments
+              kubectl --server http://\(simHost):\(kubePort) patch deployment orders-api -n payments \\
+                -p '{"spec":{"template":{"metadata":{"labels":{"aadpodidbinding":"payments-api"}}}}}'
+              kubectl --server http://\(simHost):\(kubePort) rollout status deployment/orders-api -n payments
+              sleep 3   # a job applies the AzureIdentity and AzureIdentityBinding in aad-broker; the simulated MIC assigns the pods
               curl -s \(base)/v1/teams/payments/identities/orders-api/bindings/api -H "Authorization: Bearer $TOKEN"
               kubectl --server http://\(simHost):\(kubePort) get azureassignedidentities -A -o yaml
               curl -s -X POST \(base)/v1/teams/payments/identities/orders-api/bindings/api/health -H "Authorization: Bearer $TOKEN" > /dev/null

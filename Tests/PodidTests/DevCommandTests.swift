@@ -177,8 +177,9 @@ struct DevCommandTests {
             .map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: "\n")
     }
 
-    @Test("make run's walk-through works as printed: identity ready in the Azure simulator, bound, a labelled pod Assigned, every step audited; deleted from both")
-    func identityWalkThrough() async throws {
+    @Test("make run's walk-through works as printed: identity ready in the Azure simulator, bound, a deployment's labelled pods Assigned, every step audited; deleted from both",
+          arguments: KubectlClient.allCases)
+    func identityWalkThrough(kubectlClient: KubectlClient) async throws {
         let dataDir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("podid-dev-test-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: dataDir) }
         let port = try Self.freePort()
@@ -191,21 +192,22 @@ struct DevCommandTests {
         let script = Self.walkThrough(dev.text)
         #expect(script.contains("/v1/teams/payments/identities"), "\(dev.text)")
 
-        // kubectl as the user has it: the one make test unpacks, first on PATH.
-        let kubectl = ProcessInfo.processInfo.environment["PODID_TEST_KUBECTL"]
-        let path = (kubectl.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path + ":" } ?? "") + "/usr/bin:/bin"
-        let runnable = kubectl != nil ? script : script.split(separator: "\n").filter { !$0.hasPrefix("kubectl") }.joined(separator: "\n")
-        let (status, output) = try await runProgram("/bin/sh", ["-e", "-c", runnable],
-                                                    environment: ["PATH": path, "HOME": dataDir.path], timeout: .seconds(90))
+        // kubectl as the user has it (Debian's 1.20, or a current one), first on PATH.
+        guard FileManager.default.isExecutableFile(atPath: kubectlClient.path) else {
+            throw TestSetupError("\(kubectlClient) is missing at \(kubectlClient.path): run `make test` (scripts/test-deps installs it)")
+        }
+        let path = URL(fileURLWithPath: kubectlClient.path).deletingLastPathComponent().path + ":/usr/bin:/bin"
+        #expect(script.contains("kubectl --server") && script.contains("create deployment"), "\(script)")
+        let (status, output) = try await runProgram("/bin/sh", ["-e", "-c", script],
+                                                    environment: ["PATH": path, "HOME": dataDir.path], timeout: .seconds(120))
         #expect(status == 0, "\(output)")
         #expect(output.contains(#""state":"pending""#), "the POST answers pending: \(output)")
         #expect(output.contains(#""kind":"identity.provision""#), "the jobs list shows the job: \(output)")
         #expect(output.contains(#""podLabel":{"aadpodidbinding":"payments-api"}"#), "the binding says which label pods need: \(output)")
         #expect(output.contains("kind: \"AzureIdentityBinding\""), "the manifests export: \(output)")
         #expect(output.contains(#""binding":"api","changedAt""#) && output.contains(#""findings":["#), "the binding's health: \(output)")
-        if kubectl != nil {
-            #expect(output.contains("status: Assigned"), "kubectl shows the pod's assignment Assigned: \(output)")
-        }
+        #expect(output.contains("namespace/payments created") && output.contains("successfully rolled out"), "\(output)")
+        #expect(output.components(separatedBy: "status: Assigned").count - 1 >= 2, "kubectl shows both pods' assignments Assigned: \(output)")
         let token = try String(contentsOf: dataDir.appendingPathComponent("admin-token"), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         var identity: [String: Any] = [:]

@@ -176,7 +176,7 @@ struct KubeClientTests {
         defer { try? FileManager.default.removeItem(at: home) }
         try await Self.withKube { (sims: RunningSimulators, kube: KubeClient) async throws in
             let applied = try await kube.apply(.azureIdentity, Self.identity("shared").json, force: true)
-            let kubectl = KubectlTests.Kubectl(server: sims.kubeURL, home: home)
+            let kubectl = KubectlClient.debian120.session(server: sims.kubeURL, home: home)
             let (status, output) = try await kubectl.run("get", "azureidentities", "-n", "aad-broker", "shared", "-o", "json")
             #expect(status == 0, "\(output)")
             let seen = try JSONDecoder().decode(JSONValue.self, from: Data(output.utf8))

@@ -2,39 +2,16 @@ import Foundation
 import Simulators
 import Testing
 
-/// The real kubectl (Debian's kubernetes-client 1.20, which `make test` installs into .tools) against
-/// the Kubernetes simulator: the story in docs/simulators.md.
+/// The real kubectl (Debian's 1.20 and a current one, which `make test` installs into .tools and
+/// .venv) against the Kubernetes simulator: the story in docs/simulators.md.
 @Suite("kubectl against the Kubernetes simulator", .timeLimit(.minutes(5)))
 struct KubectlTests {
-    static var kubectl: String {
-        if let path = ProcessInfo.processInfo.environment["PODID_TEST_KUBECTL"] { return path }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent(".tools/kubernetes-client/usr/bin/kubectl").path
-    }
-
-    struct Kubectl {
-        let server: String
-        let home: URL
-
-        func run(_ arguments: String...) async throws -> (Int32, String) {
-            guard FileManager.default.isExecutableFile(atPath: KubectlTests.kubectl) else {
-                throw TestSetupError("kubectl 1.20 is missing at \(KubectlTests.kubectl): run `make test` (scripts/test-deps installs it)")
-            }
-            return try await runProgram(
-                KubectlTests.kubectl,
-                ["--server", server, "--token", "dev", "--cache-dir", home.appendingPathComponent("cache").path] + arguments,
-                environment: ["HOME": home.path, "PATH": "/usr/bin:/bin"])
-        }
-    }
-
-    @Test("apply, get, describe, re-apply and delete; the labelled pod's assignment reaches Assigned, a missing identity's stays Created")
-    func story() async throws {
-        let home = FileManager.default.temporaryDirectory.appendingPathComponent("kubectl-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: home) }
-        try await withSimulators { sims in
+    @Test("apply, get, describe, re-apply and delete; the labelled pod's assignment reaches Assigned, a missing identity's stays Created",
+          arguments: KubectlClient.allCases)
+    func story(client: KubectlClient) async throws {
+        try await KubectlSession.withHome { home in try await withSimulators { sims in
             sims.kube.configure { $0.assignDelayMs = 200 }
-            let kubectl = Kubectl(server: sims.kubeURL, home: home)
+            let kubectl = client.session(server: sims.kubeURL, home: home)
             let identity = try await send("PUT", AzureSimulatorTests.identityURL(sims.azureURL, "payments-api"), body: #"{"location":"westeurope"}"#)
             let clientID = try #require(identity.json[["properties", "clientId"]]?.string)
             let resourceID = try #require(identity.json["id"]?.string)
@@ -145,6 +122,6 @@ struct KubectlTests {
             let objectsDeleted = try await kubectl.run("delete", "-f", objectsFile.path)
             #expect(objectsDeleted.0 == 0, "\(objectsDeleted.1)")
             #expect(try await kubectl.run("get", "azureidentities", "-A", "-o", "name").1.isEmpty)
-        }
+        } }
     }
 }
