@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         // Code generated from the top-level openapi.yaml (symlinked into the target folder).
@@ -85,10 +86,17 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Types generated from the Kubernetes protobuf schemas (scripts/generate-kube-proto).
+        .target(
+            name: "KubeProto",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
         // Local Azure and Kubernetes API servers that follow the real contracts; none of podid's targets.
         .target(
             name: "Simulators",
             dependencies: [
+                "KubeProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -131,8 +139,9 @@ let package = Package(
         .testTarget(
             name: "PodidTests",
             dependencies: [
-                "App", "Core", "Store", "HTTP", "Simulators", "Cloud", "Workers",
+                "App", "Core", "Store", "HTTP", "Simulators", "Cloud", "Workers", "KubeProto",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

@@ -78,7 +78,12 @@ extension KubeSimulator {
     /// `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews`: allowed unless a fault
     /// switch denies the verb.
     func selfSubjectAccessReview(_ request: Request) async -> Response {
-        guard var review = JSON.parse((try? await bodyBytes(request)) ?? []), review.object != nil else {
+        let body: [UInt8]
+        switch await requestBody(request, kind: "SelfSubjectAccessReview") {
+        case .success(let bytes): body = bytes
+        case .failure(let error): return error.response
+        }
+        guard var review = JSON.parse(body), review.object != nil else {
             return badRequest("the body of the request is not a SelfSubjectAccessReview")
         }
         let attributes = review[["spec", "resourceAttributes"]] ?? .object([:])

@@ -127,7 +127,7 @@ public final class KubeSimulator: Sendable {
         requestLog.append(SimRequestRecord(
             time: Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)),
             method: request.method.rawValue, path: path, query: request.uri.query ?? "", operation: operation,
-            status: response.status.code, requestId: UUID().uuidString.lowercased(), body: await loggedBody(request)))
+            status: response.status.code, requestId: UUID().uuidString.lowercased(), body: await loggedKubeBody(request)))
         return response
     }
 
@@ -194,7 +194,13 @@ public final class KubeSimulator: Sendable {
         }
         let operation = "\(plural).\(verb)"
         if let fault = await injectFault(operation) { return (operation, fault) }
-        let body = (try? await bodyBytes(request)) ?? []
+        // kubectl's typed commands send protobuf: the handlers below read JSON.
+        let body: [UInt8]
+        switch await requestBody(request, kind: verb.hasPrefix("delete") ? "DeleteOptions" : resource.kind,
+                                 customResource: resource.isCustom) {
+        case .success(let bytes): body = bytes
+        case .failure(let error): return (operation, error.response)
+        }
         let query = queryItems(request)
         switch verb {
         case "list": return (operation, list(resource, namespace: namespace, query: query, table: Self.wantsTable(request)))
