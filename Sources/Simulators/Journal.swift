@@ -16,6 +16,32 @@ public final class SimStore: Sendable {
 
     let file: URL?
     let state: Mutex<[String: [String: JSON]]>
+    /// The keys written to followed collections (see `follow`).
+    let feed = Mutex(ChangeFeed())
+
+    /// The keys written to followed collections, in order, for consumers that act on changes
+    /// (the simulated controllers) instead of rescanning every document.
+    struct ChangeFeed: Sendable {
+        /// The collections whose changes are recorded; none until someone follows one.
+        var collections: Set<String> = []
+        /// The position of `entries[0]`.
+        var base: UInt64 = 0
+        var entries: [(collection: String, key: String)] = []
+        /// Entries kept; a consumer that falls further behind rescans.
+        var limit = 100_000
+
+        mutating func record(_ collection: String, _ key: String) {
+            guard collections.contains(collection) else { return }
+            entries.append((collection, key))
+            if entries.count > limit {
+                let dropped = entries.count - limit / 2
+                entries.removeFirst(dropped)
+                base += UInt64(dropped)
+            }
+        }
+
+        var end: UInt64 { base + UInt64(entries.count) }
+    }
 
     /// A store journalling to `file`, replaying what the file already holds; memory only when nil.
     /// A journal with more lines than the state has documents is compacted first.
@@ -55,6 +81,28 @@ public final class SimStore: Sendable {
         try data.write(to: file, options: .atomic)
     }
 
+    /// Starts recording the keys written to `collection` (if not yet) and returns the position from
+    /// which `changes(since:)` reports them.
+    public func follow(_ collection: String) -> UInt64 {
+        feed.withLock { feed in
+            feed.collections.insert(collection)
+            return feed.end
+        }
+    }
+
+    /// The (collection, key) pairs written since `position` and the position after them; nil when
+    /// the store no longer holds that far back (the consumer must rescan).
+    public func changes(since position: UInt64) -> (changes: [(collection: String, key: String)], next: UInt64)? {
+        feed.withLock { feed in
+            guard position >= feed.base, position <= feed.end else { return nil }
+            return (Array(feed.entries[Int(position - feed.base)...]), feed.end)
+        }
+    }
+
+    /// The position after the last change recorded: equal before and after some work when that
+    /// work wrote nothing to a followed collection.
+    public var followedPosition: UInt64 { feed.withLock { $0.end } }
+
     /// The document at `key` in `collection`.
     public func get(_ collection: String, _ key: String) -> JSON? {
         state.withLock { $0[collection]?[key] }
@@ -70,6 +118,7 @@ public final class SimStore: Sendable {
         state.withLock { collections in
             collections[collection, default: [:]][key] = value
             append(Change(c: collection, k: key, v: value))
+            feed.withLock { $0.record(collection, key) }
         }
     }
 
@@ -83,6 +132,11 @@ public final class SimStore: Sendable {
             for (collection, key, value) in changes {
                 collections[collection, default: [:]][key] = value
                 append(Change(c: collection, k: key, v: value))
+            }
+            if !changes.isEmpty {
+                feed.withLock { feed in
+                    for (collection, key, _) in changes { feed.record(collection, key) }
+                }
             }
             return result
         }

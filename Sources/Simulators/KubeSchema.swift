@@ -16,27 +16,50 @@ struct KubeResource: Sendable {
     var verbs: [String] = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
     /// Printer columns of a CRD: (name, JSON path, type).
     var printerColumns: [(String, String, String)] = []
+    /// Categories discovery lists (`all`, which `kubectl get all` expands).
+    var categories: [String] = []
+    /// Subresources discovery lists as `<plural>/<name>`: name → (group, version, kind, verbs).
+    var subresources: [(name: String, group: String, version: String, kind: String, verbs: [String])] = []
 
     var isCustom: Bool { schema != nil }
+    /// Whether writes to the object leave `status` alone (it has a `/status` subresource), as for
+    /// Deployments and ReplicaSets.
+    var hasStatusSubresource: Bool { subresources.contains { $0.name == "status" } }
+    /// Whether the object has a `metadata.generation` (ConfigMaps and Secrets have none).
+    var hasGeneration: Bool { !["configmaps", "secrets"].contains(plural) }
     var apiVersion: String { group.isEmpty ? version : "\(group)/\(version)" }
     /// `pods`, or `azureidentities.aadpodidentity.k8s.io` in messages.
     var qualifiedName: String { group.isEmpty ? plural : "\(plural).\(group)" }
 }
 
-/// The kinds the simulator serves: core namespaces, pods, service accounts and events, and the
-/// aad-pod-identity custom resources from the v1.8.17 CRDs shipped with podid.
+/// The kinds the simulator serves: core namespaces, pods, service accounts, events, config maps and
+/// secrets, `apps/v1` deployments and replica sets, and the aad-pod-identity custom resources from
+/// the v1.8.17 CRDs shipped with podid.
 enum KubeSchema {
     static let podIdentityGroup = "aadpodidentity.k8s.io"
+
+    /// The `scale` and `status` subresources of a workload kind, as kube-apiserver lists them.
+    static func workloadSubresources(_ kind: String) -> [(name: String, group: String, version: String, kind: String, verbs: [String])] {
+        [("scale", "autoscaling", "v1", "Scale", ["get", "patch", "update"]), ("status", "apps", "v1", kind, ["get", "patch", "update"])]
+    }
 
     static let core: [KubeResource] = [
         KubeResource(group: "", version: "v1", plural: "namespaces", singular: "", kind: "Namespace", listKind: "NamespaceList",
                      namespaced: false, shortNames: ["ns"], verbs: ["create", "delete", "get", "list", "patch", "update", "watch"]),
         KubeResource(group: "", version: "v1", plural: "pods", singular: "", kind: "Pod", listKind: "PodList", namespaced: true,
-                     shortNames: ["po"]),
+                     shortNames: ["po"], categories: ["all"]),
         KubeResource(group: "", version: "v1", plural: "serviceaccounts", singular: "", kind: "ServiceAccount",
                      listKind: "ServiceAccountList", namespaced: true, shortNames: ["sa"]),
         KubeResource(group: "", version: "v1", plural: "events", singular: "", kind: "Event", listKind: "EventList",
                      namespaced: true, shortNames: ["ev"]),
+        KubeResource(group: "", version: "v1", plural: "configmaps", singular: "", kind: "ConfigMap", listKind: "ConfigMapList",
+                     namespaced: true, shortNames: ["cm"]),
+        KubeResource(group: "", version: "v1", plural: "secrets", singular: "", kind: "Secret", listKind: "SecretList",
+                     namespaced: true),
+        KubeResource(group: "apps", version: "v1", plural: "deployments", singular: "", kind: "Deployment", listKind: "DeploymentList",
+                     namespaced: true, shortNames: ["deploy"], categories: ["all"], subresources: workloadSubresources("Deployment")),
+        KubeResource(group: "apps", version: "v1", plural: "replicasets", singular: "", kind: "ReplicaSet", listKind: "ReplicaSetList",
+                     namespaced: true, shortNames: ["rs"], categories: ["all"], subresources: workloadSubresources("ReplicaSet")),
     ]
 
     /// The custom resources of the bundled CRD file.

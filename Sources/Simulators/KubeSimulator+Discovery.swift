@@ -5,8 +5,8 @@ import NIOCore
 
 extension KubeSimulator {
     /// `/version`, `/api`, `/apis` and the group versions, so that kubectl finds its way.
-    func discovery(_ segments: [String], crdsServed: Bool, request: Request? = nil) -> Response? {
-        let groups = crdsServed ? [KubeSchema.podIdentityGroup, "authorization.k8s.io"] : ["authorization.k8s.io"]
+    func discovery(_ segments: [String], crdsServed: Bool) -> Response? {
+        let groups = ["apps"] + (crdsServed ? [KubeSchema.podIdentityGroup, "authorization.k8s.io"] : ["authorization.k8s.io"])
         func groupJSON(_ name: String) -> JSON {
             let version: JSON = ["groupVersion": .string("\(name)/v1"), "version": "v1"]
             return ["name": .string(name), "versions": .array([version]), "preferredVersion": version]
@@ -14,13 +14,22 @@ extension KubeSimulator {
         func resourceList(_ groupVersion: String, _ list: [KubeResource]) -> JSON {
             [
                 "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": .string(groupVersion),
-                "resources": .array(list.map { resource in
-                    [
+                "resources": .array(list.flatMap { resource -> [JSON] in
+                    var entry: JSON = [
                         "name": .string(resource.plural), "singularName": .string(resource.singular),
                         "namespaced": .bool(resource.namespaced), "kind": .string(resource.kind),
                         "verbs": .array(resource.verbs.map { .string($0) }),
                         "shortNames": .array(resource.shortNames.map { .string($0) }),
                     ]
+                    if !resource.categories.isEmpty { entry["categories"] = .array(resource.categories.map { .string($0) }) }
+                    // `kubectl scale` finds the Scale kind of `<plural>/scale` here.
+                    return [entry] + resource.subresources.map { sub in
+                        [
+                            "name": .string("\(resource.plural)/\(sub.name)"), "singularName": "", "namespaced": .bool(resource.namespaced),
+                            "group": .string(sub.group), "version": .string(sub.version), "kind": .string(sub.kind),
+                            "verbs": .array(sub.verbs.map { .string($0) }),
+                        ]
+                    }
                 }),
             ]
         }
@@ -33,8 +42,6 @@ extension KubeSimulator {
             ])
         case ["openapi", "v2"]:
             return Self.openAPIV2()
-        case _ where segments.starts(with: ["openapi", "v3"]):
-            return openAPIV3(Array(segments.dropFirst(2)), request: request)
         case ["api"]:
             return jsonResponse(.ok, [
                 "kind": "APIVersions", "versions": .array(["v1"]),
@@ -44,10 +51,12 @@ extension KubeSimulator {
             return jsonResponse(.ok, resourceList("v1", resources.filter { $0.group.isEmpty }))
         case ["apis"]:
             return jsonResponse(.ok, ["kind": "APIGroupList", "apiVersion": "v1", "groups": .array(groups.map(groupJSON))])
-        case ["apis", KubeSchema.podIdentityGroup] where crdsServed, ["apis", "authorization.k8s.io"]:
+        case ["apis", KubeSchema.podIdentityGroup] where crdsServed, ["apis", "authorization.k8s.io"], ["apis", "apps"]:
             return jsonResponse(.ok, (["kind": "APIGroup", "apiVersion": "v1"] as JSON).mergePatched(with: groupJSON(segments[1])))
         case ["apis", KubeSchema.podIdentityGroup, "v1"] where crdsServed:
             return jsonResponse(.ok, resourceList("\(KubeSchema.podIdentityGroup)/v1", resources.filter { $0.group == KubeSchema.podIdentityGroup }))
+        case ["apis", "apps", "v1"]:
+            return jsonResponse(.ok, resourceList("apps/v1", resources.filter { $0.group == "apps" }))
         case ["apis", "authorization.k8s.io", "v1"]:
             return jsonResponse(.ok, [
                 "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "authorization.k8s.io/v1",

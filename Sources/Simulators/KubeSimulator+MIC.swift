@@ -189,12 +189,17 @@ extension KubeSimulator {
         return copy
     }
 
-    /// Runs the MIC loop (and the namespace controller's cleanup) until cancelled.
-    /// The MIC's loop: a pass every `interval` while the cluster changes, and at least every
+    /// Runs the simulated cluster's background work until cancelled: the deployment, replica set
+    /// and garbage collector controllers (`KubeSimulator+Controllers.swift`) every `interval`, which
+    /// costs next to nothing while nothing changes; then the MIC and the namespace controller's
+    /// cleanup, a pass every `interval` while the cluster changes, and at least every
     /// `idleInterval` when it does not (Azure identities appearing, assignments getting stuck). A
-    /// pass over tens of thousands of pods is not free, and an idle one found nothing to do.
+    /// MIC pass over tens of thousands of pods is not free, and an idle one found nothing to do.
     public func runMIC(interval: Duration = .milliseconds(250), idleInterval: Duration = .seconds(1)) async {
+        var controllers = KubeControllerState()
         while !Task.isCancelled {
+            // First, so that the MIC sees the pods the controllers made in the same pass.
+            runControllers(&controllers)
             let version = currentResourceVersion
             let due = micDue.withLock { last in
                 guard let last else { return true }

@@ -31,9 +31,16 @@ extension KubeSimulator {
     }
 
     /// Name, namespace and schema checks shared by create, update, patch and apply; returns the
-    /// pruned object or an error response.
-    func validate(_ resource: KubeResource, _ object: JSON, name: String) -> Result<JSON, ErrorResponse> {
+    /// pruned (for built-in kinds: defaulted) object or an error response. `previous` is the stored
+    /// object on an update, for the checks of what may not change.
+    func validate(_ resource: KubeResource, _ object: JSON, name: String, previous: JSON? = nil) -> Result<JSON, ErrorResponse> {
         var object = object
+        if !resource.isCustom {
+            switch normalized(resource, object) {
+            case .failure(let error): return .failure(error)
+            case .success(let value): object = value
+            }
+        }
         if resource.isCustom, let schema = resource.schema {
             let errors = KubeSchema.typeErrors(object, schema: schema)
             if !errors.isEmpty { return .failure(ErrorResponse(invalid(resource, name, errors))) }
@@ -55,6 +62,8 @@ extension KubeSimulator {
                 return .failure(ErrorResponse(invalid(resource, name, [("spec.containers[\(index)]", "Required value: name and image are required")])))
             }
         }
+        let causes = workloadCauses(resource, object, previous: previous)
+        if !causes.isEmpty { return .failure(ErrorResponse(invalidAll(resource, name, causes))) }
         return .success(object)
     }
 
@@ -85,16 +94,17 @@ extension KubeSimulator {
         metadata["namespace"] = namespace.map { .string($0) }
         metadata["uid"] = .string(UUID().uuidString.lowercased())
         metadata["resourceVersion"] = .string(String(rv))
-        metadata["generation"] = .int(1)
+        metadata["generation"] = resource.hasGeneration ? .int(1) : nil
         metadata["creationTimestamp"] = .string(kubeTimestamp())
         metadata["deletionTimestamp"] = nil
-        metadata["generateName"] = nil
         object["metadata"] = metadata
         switch resource.plural {
         case "pods": object = podDefaults(object)
         case "namespaces": object["status"] = ["phase": "Active"]
         default: break
         }
+        // The status of a kind with a status subresource starts empty, whatever the body says.
+        if resource.hasStatusSubresource { object["status"] = .object([:]) }
         return object
     }
 
@@ -150,7 +160,7 @@ extension KubeSimulator {
         }
         var name = object[["metadata", "name"]]?.string ?? ""
         if name.isEmpty, let prefix = object[["metadata", "generateName"]]?.string {
-            name = prefix + String(UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(5))
+            name = Self.generatedName(prefix)
         }
         if name.isEmpty {
             return invalid(resource, "", [("metadata.name", "Required value: name or generateName is required")])
@@ -161,6 +171,13 @@ extension KubeSimulator {
         }
         let manager = manager(query, request)
         return commitCreate(resource, namespace: namespace, name: name, object: object, manager: manager, operation: "Update")
+    }
+
+    /// A name from `generateName` as kube-apiserver makes one: the prefix (cut to 58 characters)
+    /// and five random characters of the alphabet without vowels.
+    static func generatedName(_ prefix: String) -> String {
+        let alphabet = Array("bcdfghjklmnpqrstvwxz2456789")
+        return String(prefix.prefix(58)) + String((0..<5).map { _ in alphabet.randomElement()! })
     }
 
     func commitCreate(_ resource: KubeResource, namespace: String?, name: String, object: JSON, manager: String, operation: String) -> Response {
@@ -178,8 +195,10 @@ extension KubeSimulator {
                 }
             }
             if collections["objects"]?[key] != nil {
+                var details: JSON = ["name": .string(name), "kind": .string(resource.plural)]
+                if !resource.group.isEmpty { details["group"] = .string(resource.group) }
                 return (status(.conflict, reason: "AlreadyExists", message: "\(resource.qualifiedName) \"\(name)\" already exists",
-                               details: ["name": .string(name), "group": .string(resource.group), "kind": .string(resource.plural)]), [])
+                               details: details), [])
             }
             let rv = nextResourceVersion(collections)
             var stored = initialize(resource, object, namespace: namespace, name: name, rv: rv)
@@ -190,7 +209,8 @@ extension KubeSimulator {
         }
     }
 
-    func replace(_ resource: KubeResource, namespace: String?, name: String, body: [UInt8], query: [String: String], request: Request) -> Response {
+    func replace(_ resource: KubeResource, namespace: String?, name: String, body: [UInt8], query: [String: String], request: Request,
+                 subresource: String? = nil) -> Response {
         guard let object = JSON.parse(body), object.object != nil else {
             return badRequest("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml")
         }
@@ -204,7 +224,8 @@ extension KubeSimulator {
         if resource.isCustom && (sentRV ?? "").isEmpty {
             return invalid(resource, name, [("metadata.resourceVersion", "Invalid value: 0x0: must be specified for an update")])
         }
-        return update(resource, namespace: namespace, name: name, manager: manager(query, request), expectedRV: sentRV) { current, _ in
+        return update(resource, namespace: namespace, name: name, manager: manager(query, request), expectedRV: sentRV,
+                      subresource: subresource) { current, _ in
             var replaced = object
             // Server-owned metadata stays; the client's labels, annotations and finalizers replace.
             var metadata = current["metadata"] ?? .object([:])
@@ -218,11 +239,13 @@ extension KubeSimulator {
     }
 
     /// Read, change, validate and store one object, bumping resourceVersion (and generation when
-    /// anything outside metadata changed), recording the manager's fields, and completing a
-    /// deletion when the last finalizer goes.
+    /// anything outside metadata changed; for kinds with a status subresource, when the spec did),
+    /// recording the manager's fields, and completing a deletion when the last finalizer goes.
+    /// A write to the `status` subresource (`subresource: "status"`) changes only the status and
+    /// the annotations; any other write to such a kind leaves the status alone.
     func update(
         _ resource: KubeResource, namespace: String?, name: String, manager: String, operation: String = "Update",
-        expectedRV: String?, applyOwners: ((Owners, JSON) -> Result<Owners, ErrorResponse>)? = nil,
+        expectedRV: String?, subresource: String? = nil, applyOwners: ((Owners, JSON) -> Result<Owners, ErrorResponse>)? = nil,
         change: (JSON, Owners) -> Result<JSON, ErrorResponse>
     ) -> Response {
         let key = Self.key(resource.plural, namespace, name)
@@ -237,7 +260,17 @@ extension KubeSimulator {
             case .failure(let error): return (error.response, [])
             case .success(let value): changed = value
             }
-            switch validate(resource, changed, name: name) {
+            if resource.hasStatusSubresource {
+                if subresource == "status" {
+                    var kept = current
+                    kept["status"] = changed["status"]
+                    kept[["metadata", "annotations"]] = changed[["metadata", "annotations"]]
+                    changed = kept
+                } else {
+                    changed["status"] = current["status"]
+                }
+            }
+            switch validate(resource, changed, name: name, previous: current) {
             case .failure(let error): return (error.response, [])
             case .success(let value): changed = value
             }
@@ -283,7 +316,12 @@ extension KubeSimulator {
             }
             let rv = nextResourceVersion(collections)
             changed[["metadata", "resourceVersion"]] = .string(String(rv))
-            if comparableOld != comparableNew {
+            // Deployments count annotation changes too: they are copied to the ReplicaSets.
+            let specChanged = resource.hasStatusSubresource
+                ? subresource == nil && (current["spec"] != changed["spec"]
+                    || (resource.plural == "deployments" && current[["metadata", "annotations"]] != changed[["metadata", "annotations"]]))
+                : comparableOld != comparableNew
+            if specChanged && resource.hasGeneration {
                 changed[["metadata", "generation"]] = .int((current[["metadata", "generation"]]?.int ?? 1) + 1)
             }
             changed[["metadata", "managedFields"]] = KubePatch.managedFields(owners, apiVersion: resource.apiVersion)
@@ -297,20 +335,25 @@ extension KubeSimulator {
     }
 
     func patch(_ resource: KubeResource, namespace: String?, name: String, body: [UInt8], query: [String: String],
-               contentType: String, request: Request) -> Response {
+               contentType: String, request: Request, subresource: String? = nil) -> Response {
         let type = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
         switch type {
         case "application/merge-patch+json":
             guard let patch = JSON.parse(body), patch.object != nil else { return badRequest("the patch is not a JSON object") }
             return update(resource, namespace: namespace, name: name, manager: manager(query, request),
-                          expectedRV: patch[["metadata", "resourceVersion"]]?.string) { current, _ in .success(current.mergePatched(with: patch)) }
+                          expectedRV: patch[["metadata", "resourceVersion"]]?.string, subresource: subresource) { current, _ in
+                .success(current.mergePatched(with: patch))
+            }
         case "application/strategic-merge-patch+json" where !resource.isCustom:
             guard let patch = JSON.parse(body), patch.object != nil else { return badRequest("the patch is not a JSON object") }
             return update(resource, namespace: namespace, name: name, manager: manager(query, request),
-                          expectedRV: patch[["metadata", "resourceVersion"]]?.string) { current, _ in .success(KubePatch.strategicMerge(current, patch)) }
+                          expectedRV: patch[["metadata", "resourceVersion"]]?.string, subresource: subresource) { current, _ in
+                .success(KubePatch.strategicMerge(current, patch))
+            }
         case "application/json-patch+json":
             guard let patch = JSON.parse(body) else { return badRequest("the patch is not JSON") }
-            return update(resource, namespace: namespace, name: name, manager: manager(query, request), expectedRV: nil) { current, _ in
+            return update(resource, namespace: namespace, name: name, manager: manager(query, request), expectedRV: nil,
+                          subresource: subresource) { current, _ in
                 do {
                     return .success(try KubePatch.jsonPatch(current, patch))
                 } catch {
@@ -318,7 +361,7 @@ extension KubeSimulator {
                                                               message: "the server rejected our request due to an error in our request")))
                 }
             }
-        case "application/apply-patch+yaml":
+        case "application/apply-patch+yaml" where subresource == nil:
             return apply(resource, namespace: namespace, name: name, body: body, query: query)
         default:
             let accepted = resource.isCustom
@@ -403,8 +446,27 @@ extension KubeSimulator {
         }
     }
 
+    /// The garbage collector's finalizers: a deletion waiting for the owner's dependents to lose
+    /// their owner references (`orphan`) or to be deleted first (`foregroundDeletion`).
+    static let orphanFinalizer = "orphan"
+    static let foregroundFinalizer = "foregroundDeletion"
+
+    /// Deletes an object, honouring DeleteOptions: preconditions, and `propagationPolicy` (or the
+    /// older `orphanDependents`). `Orphan` and `Foreground` add the garbage collector's finalizer and
+    /// leave the object terminating for the simulated garbage collector; `Background` (the default)
+    /// deletes at once, and the collector deletes the dependents afterwards.
     func delete(_ resource: KubeResource, namespace: String?, name: String, body: [UInt8]) -> Response {
         let options = JSON.parse(body)
+        var policy = options?["propagationPolicy"]?.string
+        if policy == nil, case .bool(let orphan)? = options?["orphanDependents"] { policy = orphan ? "Orphan" : "Background" }
+        if let policy, !["Orphan", "Background", "Foreground"].contains(policy) {
+            return status(.unprocessableContent, reason: "Invalid",
+                          message: "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"\(policy)\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\"",
+                          details: ["group": "meta.k8s.io", "kind": "DeleteOptions", "causes": .array([[
+                              "reason": "FieldValueNotSupported", "field": "propagationPolicy",
+                              "message": .string("Unsupported value: \"\(policy)\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""),
+                          ]])])
+        }
         let key = Self.key(resource.plural, namespace, name)
         return store.update { collections in
             guard var current = collections["objects"]?[key] else { return (notFound(resource, name), []) }
@@ -415,35 +477,48 @@ extension KubeSimulator {
             if let rv = options?[["preconditions", "resourceVersion"]]?.string, rv != current[["metadata", "resourceVersion"]]?.string {
                 return (conflict(resource, name), [])
             }
+            let deleting = current[["metadata", "deletionTimestamp"]] != nil
+            if deleting && resource.plural == "namespaces" { return (jsonResponse(.ok, current), []) }
             let rv = nextResourceVersion(collections)
-            if !(current[["metadata", "finalizers"]]?.array ?? []).isEmpty {
-                if current[["metadata", "deletionTimestamp"]] == nil {
+            let before = (current[["metadata", "finalizers"]]?.array ?? []).compactMap(\.string)
+            var finalizers = before
+            if resource.plural != "namespaces" {
+                // The policy asked for wins over a GC finalizer the object already carries, also on a
+                // second deletion (Orphan after Foreground switches the finalizer).
+                let carried = before.contains(Self.orphanFinalizer) ? "Orphan" : before.contains(Self.foregroundFinalizer) ? "Foreground" : nil
+                let effective = policy ?? carried
+                finalizers.removeAll { $0 == Self.orphanFinalizer || $0 == Self.foregroundFinalizer }
+                if effective == "Orphan" { finalizers.append(Self.orphanFinalizer) }
+                if effective == "Foreground" { finalizers.append(Self.foregroundFinalizer) }
+            }
+            if deleting && Set(finalizers) == Set(before) { return (jsonResponse(.ok, current), []) }
+            if !finalizers.isEmpty {
+                if !deleting {
                     current[["metadata", "deletionTimestamp"]] = .string(kubeTimestamp())
-                    current[["metadata", "deletionGracePeriodSeconds"]] = .int(0)
-                    current[["metadata", "resourceVersion"]] = .string(String(rv))
-                    return (jsonResponse(.ok, current), [("objects", key, current), ("meta", "rv", .int(rv))])
+                    // Controllers must see that the object is going: the generation moves (`markAsDeleting`).
+                    if let generation = current[["metadata", "generation"]]?.int, generation > 0 {
+                        current[["metadata", "generation"]] = .int(generation + 1)
+                    }
                 }
-                return (jsonResponse(.ok, current), [])
+                current[["metadata", "finalizers"]] = .array(finalizers.map { .string($0) })
+                current[["metadata", "deletionGracePeriodSeconds"]] = .int(0)
+                current[["metadata", "resourceVersion"]] = .string(String(rv))
+                return (jsonResponse(.ok, current), [("objects", key, current), ("meta", "rv", .int(rv))])
             }
             if resource.plural == "namespaces" {
                 // Namespaces terminate: their contents go in the background (`finalizeNamespaces`).
-                if current[["metadata", "deletionTimestamp"]] == nil {
-                    current[["metadata", "deletionTimestamp"]] = .string(kubeTimestamp())
-                    current[["status", "phase"]] = "Terminating"
-                    current[["metadata", "resourceVersion"]] = .string(String(rv))
-                    return (jsonResponse(.ok, current), [("objects", key, current), ("meta", "rv", .int(rv))])
-                }
-                return (jsonResponse(.ok, current), [])
+                current[["metadata", "deletionTimestamp"]] = .string(kubeTimestamp())
+                current[["status", "phase"]] = "Terminating"
+                current[["metadata", "resourceVersion"]] = .string(String(rv))
+                return (jsonResponse(.ok, current), [("objects", key, current), ("meta", "rv", .int(rv))])
             }
             let changes: [(String, String, JSON?)] = [("objects", key, nil), ("owners", key, nil), ("meta", "rv", .int(rv))]
-            if resource.isCustom {
-                return (jsonResponse(.ok, [
-                    "kind": "Status", "apiVersion": "v1", "metadata": .object([:]), "status": "Success",
-                    "details": ["name": .string(name), "group": .string(resource.group), "kind": .string(resource.plural),
-                                "uid": current[["metadata", "uid"]] ?? .null],
-                ]), changes)
-            }
-            return (jsonResponse(.ok, current), changes)
+            // Pods answer with the deleted object (their storage returns it); other kinds with a Status.
+            if resource.plural == "pods" { return (jsonResponse(.ok, current), changes) }
+            var details: JSON = ["name": .string(name), "kind": .string(resource.plural), "uid": current[["metadata", "uid"]] ?? .null]
+            if !resource.group.isEmpty { details["group"] = .string(resource.group) }
+            return (jsonResponse(.ok, ["kind": "Status", "apiVersion": "v1", "metadata": .object([:]), "status": "Success", "details": details]),
+                    changes)
         }
     }
 

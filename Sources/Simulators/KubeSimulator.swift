@@ -7,9 +7,11 @@ import Synchronization
 import Yams
 
 /// A local Kubernetes API server: discovery (enough for kubectl), namespaces, pods, service accounts,
-/// events and the aad-pod-identity custom resources, with resourceVersions, Status errors, label and
-/// field selectors, paging, merge / strategic-merge / JSON patches, server-side apply, a
-/// SelfSubjectAccessReview, and a simulated MIC (see `KubeSimulator+MIC.swift`).
+/// events, config maps, secrets, deployments and replica sets (with the controllers and garbage
+/// collector of `KubeSimulator+Controllers.swift`) and the aad-pod-identity custom resources, with
+/// resourceVersions, Status errors, label and field selectors, paging, merge / strategic-merge /
+/// JSON patches, server-side apply, a SelfSubjectAccessReview, and a simulated MIC (see
+/// `KubeSimulator+MIC.swift`).
 public final class KubeSimulator: Sendable {
     /// Settings and fault switches, changed at run time through `/_sim/settings`.
     public struct Settings: Sendable, Codable, Equatable {
@@ -144,7 +146,8 @@ public final class KubeSimulator: Sendable {
             return ("unauthorized", status(.unauthorized, reason: "Unauthorized", message: "Unauthorized"))
         }
         let served = settings.withLock { $0.crdsServed }
-        if let discovery = discovery(segments, crdsServed: served, request: request) { return ("discovery", discovery) }
+        if let discovery = discovery(segments, crdsServed: served) { return ("discovery", discovery) }
+        if let answer = await subresource(request, segments) { return answer }
 
         // Resource paths.
         var group = ""
@@ -204,7 +207,7 @@ public final class KubeSimulator: Sendable {
         let query = queryItems(request)
         switch verb {
         case "list": return (operation, list(resource, namespace: namespace, query: query, table: Self.wantsTable(request)))
-        case "watch": return (operation, watch(resource, namespace: namespace, query: query, table: Self.wantsTable(request)))
+        case "watch": return (operation, watch(resource, namespace: namespace, query: query))
         case "get":
             guard let object = object(plural, namespace: namespace, name: name!) else {
                 return (operation, notFound(resource, name!))
