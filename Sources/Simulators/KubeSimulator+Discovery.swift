@@ -5,7 +5,7 @@ import NIOCore
 
 extension KubeSimulator {
     /// `/version`, `/api`, `/apis` and the group versions, so that kubectl finds its way.
-    func discovery(_ segments: [String], crdsServed: Bool) -> Response? {
+    func discovery(_ segments: [String], crdsServed: Bool, request: Request? = nil) -> Response? {
         let groups = ["apps"] + (crdsServed ? [KubeSchema.podIdentityGroup, "authorization.k8s.io"] : ["authorization.k8s.io"])
         func groupJSON(_ name: String) -> JSON {
             let version: JSON = ["groupVersion": .string("\(name)/v1"), "version": "v1"]
@@ -42,6 +42,8 @@ extension KubeSimulator {
             ])
         case ["openapi", "v2"]:
             return Self.openAPIV2()
+        case _ where segments.starts(with: ["openapi", "v3"]):
+            return openAPIV3(Array(segments.dropFirst(2)), request: request)
         case ["api"]:
             return jsonResponse(.ok, [
                 "kind": "APIVersions", "versions": .array(["v1"]),

@@ -146,7 +146,7 @@ public final class KubeSimulator: Sendable {
             return ("unauthorized", status(.unauthorized, reason: "Unauthorized", message: "Unauthorized"))
         }
         let served = settings.withLock { $0.crdsServed }
-        if let discovery = discovery(segments, crdsServed: served) { return ("discovery", discovery) }
+        if let discovery = discovery(segments, crdsServed: served, request: request) { return ("discovery", discovery) }
         if let answer = await subresource(request, segments) { return answer }
 
         // Resource paths.
@@ -207,7 +207,7 @@ public final class KubeSimulator: Sendable {
         let query = queryItems(request)
         switch verb {
         case "list": return (operation, list(resource, namespace: namespace, query: query, table: Self.wantsTable(request)))
-        case "watch": return (operation, watch(resource, namespace: namespace, query: query))
+        case "watch": return (operation, watch(resource, namespace: namespace, query: query, table: Self.wantsTable(request)))
         case "get":
             guard let object = object(plural, namespace: namespace, name: name!) else {
                 return (operation, notFound(resource, name!))
