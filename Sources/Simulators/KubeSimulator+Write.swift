@@ -383,6 +383,9 @@ extension KubeSimulator {
                                     "causes": .array([["reason": "FieldValueRequired", "message": "Required value: is required for apply patch", "field": "fieldManager"]])])
         }
         let force = query["force"] == "true"
+        if let problem = GoYAML.unknownEscape(in: body) {
+            return badRequest("error decoding YAML: error converting YAML to JSON: \(problem)")
+        }
         let text = String(decoding: body, as: UTF8.self)
         guard let parsed = (try? Yams.load(yaml: text)).map({ JSON.from(any: $0) }), var applied = Optional(parsed), applied.object != nil else {
             return badRequest("error decoding YAML: the apply patch is not a YAML or JSON object")
