@@ -35,7 +35,9 @@ struct DatabaseOutageTests {
                     #expect(error.kind == .unavailable, "attempt \(attempt): \(error)")
                 }
             }
-            #expect(ContinuousClock.now - started < PostgresDatabase.connectionWait * 4 + .seconds(5))
+            // Four waits, each ended by the connection deadline; the margin absorbs a loaded machine
+            // (the suite runs its tests in parallel), while a request that hangs never ends at all.
+            #expect(ContinuousClock.now - started < PostgresDatabase.connectionWait * 4 + .seconds(40))
             group.cancelAll()
         }
     }
