@@ -795,12 +795,26 @@ extension KubeSimulator {
     }
 
     /// Whether two pod templates are the same but for the pod-template-hash label (`EqualIgnoreHash`).
+    /// Like Go's semantic equality of the decoded structs, a zero value (`false`, `0`, `""`, empty)
+    /// equals an absent field: a template stored with `stdin: false` is the template without it.
     static func sameTemplate(_ a: JSON?, _ b: JSON?) -> Bool {
-        func stripped(_ template: JSON?) -> JSON {
+        func zeroless(_ value: JSON) -> JSON? {
+            switch value {
+            case .null, .bool(false), .int(0), .string(""): return nil
+            case .double(let number) where number == 0: return nil
+            case .array(let items):
+                let kept = items.map { zeroless($0) ?? .object([:]) }
+                return kept.isEmpty ? nil : .array(kept)
+            case .object(let members):
+                let kept = members.compactMapValues(zeroless)
+                return kept.isEmpty ? nil : .object(kept)
+            default: return value
+            }
+        }
+        func stripped(_ template: JSON?) -> JSON? {
             var template = template ?? .object([:])
             template[["metadata", "labels", podTemplateHashLabel]] = nil
-            if template[["metadata", "labels"]]?.object?.isEmpty == true { template[["metadata", "labels"]] = nil }
-            return template
+            return zeroless(template)
         }
         return stripped(a) == stripped(b)
     }

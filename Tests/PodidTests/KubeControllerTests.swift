@@ -531,34 +531,11 @@ struct KubeControllerTests {
 
     // MARK: kubectl
 
-    /// kubectl 1.20 (Debian's, which `make test` unpacks into .tools).
-    struct Kubectl {
-        let server: String
-        let home: URL
-
-        static var path: String {
-            if let path = ProcessInfo.processInfo.environment["PODID_TEST_KUBECTL"] { return path }
-            let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            return root.appendingPathComponent(".tools/kubernetes-client/usr/bin/kubectl").path
-        }
-
-        func run(_ arguments: String...) async throws -> (Int32, String) {
-            guard FileManager.default.isExecutableFile(atPath: Self.path) else {
-                throw TestSetupError("kubectl 1.20 is missing at \(Self.path): run `make test` (scripts/test-deps installs it)")
-            }
-            return try await runProgram(
-                Self.path, ["--server", server, "--token", "dev", "--cache-dir", home.appendingPathComponent("cache").path] + arguments,
-                environment: ["HOME": home.path, "PATH": "/usr/bin:/bin"], timeout: .seconds(90))
-        }
-    }
-
-    @Test("kubectl: create deployment, rollout status, scale, apply, patch, get deploy,rs,po, describe, delete deployment and namespace")
-    func kubectl() async throws {
-        let home = FileManager.default.temporaryDirectory.appendingPathComponent("kubectl-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: home) }
-        try await withSimulators { sims in
-            let kubectl = Kubectl(server: sims.kubeURL, home: home)
+    @Test("kubectl: create deployment, rollout status, scale, apply, patch, set image, rollout undo, get deploy,rs,po, describe, delete",
+          arguments: KubectlClient.allCases)
+    func kubectl(client: KubectlClient) async throws {
+        try await KubectlSession.withHome { home in try await withSimulators { sims in
+            let kubectl = client.session(server: sims.kubeURL, home: home)
             let namespace = try await kubectl.run("create", "namespace", "shop")
             #expect(namespace.0 == 0, "\(namespace.1)")
             let created = try await kubectl.run("create", "deployment", "web", "--image=nginx:1.25", "--replicas=2", "-n", "shop")
@@ -649,6 +626,17 @@ struct KubeControllerTests {
             #expect(described.0 == 0, "\(described.1)")
             #expect(described.1.contains("NewReplicaSet:") && described.1.contains("ScalingReplicaSet"), "\(described.1)")
 
+            // A new image, then back: the first ReplicaSet returns as revision 3 (no third one).
+            #expect(try await kubectl.run("set", "image", "deployment/web", "nginx=nginx:1.27", "-n", "shop").0 == 0)
+            #expect(try await kubectl.run("rollout", "status", "deployment/web", "-n", "shop", "--timeout=60s").0 == 0)
+            let undone = try await kubectl.run("rollout", "undo", "deployment/web", "-n", "shop")
+            #expect(undone.0 == 0 && undone.1.contains("rolled back"), "\(undone.1)")
+            #expect(try await kubectl.run("rollout", "status", "deployment/web", "-n", "shop", "--timeout=60s").0 == 0)
+            let revisions = try await kubectl.run("rollout", "history", "deployment/web", "-n", "shop")
+            let numbers = revisions.1.split(separator: "\n").compactMap { Int($0.split(separator: " ").first ?? "") }
+            #expect(numbers == [2, 3], "\(revisions.1)")
+            let images = try await kubectl.run("get", "pods", "-n", "shop", "-l", "app=web", "-o", "jsonpath={.items[*].spec.containers[0].image}")
+            #expect(images.1.split(separator: " ") == ["nginx:1.25", "nginx:1.25", "nginx:1.25"], "\(images.1)")
             let deleted = try await kubectl.run("delete", "deployment", "web", "-n", "shop")
             #expect(deleted.0 == 0, "\(deleted.1)")
             #expect(deleted.1.contains(#"deployment.apps "web" deleted"#))
@@ -660,6 +648,6 @@ struct KubeControllerTests {
             #expect(namespaceDeleted.0 == 0, "\(namespaceDeleted.1)")
             let left = try await kubectl.run("get", "deploy,rs,po,cm,secret", "-A", "-o", "name")
             #expect(!left.1.contains("web") && !left.1.contains("api"), "\(left.1)")
-        }
+        } }
     }
 }
