@@ -73,20 +73,12 @@ extension KubeSimulator {
                           .string(containers.compactMap { $0["image"]?.string }.joined(separator: ",")),
                           .string(Self.selectorString(object[["spec", "selector"]]).map { $0.isEmpty ? "<none>" : $0 } ?? "<none>")]
             }
-            var metadata = object["metadata"] ?? .object([:])
-            metadata["managedFields"] = nil
-            return ["cells": .array(cells), "object": ["kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata]]
+            return Self.tableRow(cells, object)
         }
-        var listMeta: JSON = ["resourceVersion": .string(resourceVersion)]
-        if let continueToken { listMeta["continue"] = .string(continueToken) }
-        return jsonResponse(.ok, [
-            "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": listMeta,
-            "columnDefinitions": .array(zip(columns, priorities).map { column, priority in
-                ["name": .string(column.0), "type": .string(column.1), "format": .string(column.2), "description": .string(column.0),
-                 "priority": .int(Int64(priority))]
-            }),
-            "rows": .array(rows),
-        ])
+        return tableResponse(zip(columns, priorities).map { column, priority in
+            ["name": .string(column.0), "type": .string(column.1), "format": .string(column.2), "description": .string(column.0),
+             "priority": .int(Int64(priority))]
+        }, rows, resourceVersion: resourceVersion, continueToken: continueToken)
     }
 
     /// Events as kube-apiserver prints them: no Name column first, the involved object as
@@ -110,19 +102,28 @@ extension KubeSimulator {
                 .string((event["message"]?.string ?? "").trimmingCharacters(in: .whitespacesAndNewlines)), .string(first),
                 .int(count == 0 ? 1 : count), event[["metadata", "name"]] ?? "",
             ]
-            var metadata = event["metadata"] ?? .object([:])
-            metadata["managedFields"] = nil
-            return ["cells": .array(cells), "object": ["kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata]]
+            return Self.tableRow(cells, event)
         }
+        return tableResponse(columns.map { name, priority in
+            ["name": .string(name), "type": "string", "format": .string(name == "Name" ? "name" : ""), "description": .string(name),
+             "priority": .int(Int64(priority))]
+        }, rows, resourceVersion: resourceVersion, continueToken: continueToken)
+    }
+
+    /// A Table row: its cells, and the object's metadata (without managedFields) as kube-apiserver sends it.
+    static func tableRow(_ cells: [JSON], _ object: JSON) -> JSON {
+        var metadata = object["metadata"] ?? .object([:])
+        metadata["managedFields"] = nil
+        return ["cells": .array(cells), "object": ["kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata]]
+    }
+
+    /// A `meta.k8s.io/v1` Table of `rows` with these column definitions.
+    func tableResponse(_ columns: [JSON], _ rows: [JSON], resourceVersion: String, continueToken: String?) -> Response {
         var listMeta: JSON = ["resourceVersion": .string(resourceVersion)]
         if let continueToken { listMeta["continue"] = .string(continueToken) }
         return jsonResponse(.ok, [
             "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": listMeta,
-            "columnDefinitions": .array(columns.map { name, priority in
-                ["name": .string(name), "type": "string", "format": .string(name == "Name" ? "name" : ""), "description": .string(name),
-                 "priority": .int(Int64(priority))]
-            }),
-            "rows": .array(rows),
+            "columnDefinitions": .array(columns), "rows": .array(rows),
         ])
     }
 
