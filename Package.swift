@@ -60,6 +60,7 @@ let package = Package(
                 .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Yams", package: "Yams"),
             ],
             plugins: ["EmbedOpenAPIDocument"]
         ),
@@ -109,7 +110,7 @@ let package = Package(
         .target(
             name: "App",
             dependencies: [
-                "Core", "Store", "HTTP", "Simulators", "Cloud", "Workers",
+                "Core", "Store", "HTTP", "Cloud", "Workers",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

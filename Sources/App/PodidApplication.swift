@@ -23,38 +23,32 @@ public enum PodidApplication {
         var dbLogger = logger
         dbLogger[metadataKey: "component"] = "postgres"
         let client = PostgresClient(configuration: databaseURL.clientConfiguration(), backgroundLogger: dbLogger)
-        let database = PostgresDatabase(client: client, logger: dbLogger)
+        let pool = PostgresPool(client: client, logger: dbLogger)
+        let database = PostgresStore(pool: pool)
 
-        let audit = PostgresAuditStore(database: database)
-        let auditLog = PostgresAuditLog(database: database)
-        let teamStore = PostgresTeamStore(database: database)
-        let tokenStore = PostgresTokenStore(database: database)
-        let idempotency = PostgresIdempotencyStore(database: database)
-        let identityStore = PostgresIdentityStore(database: database)
-        let clusterStore = PostgresClusterStore(database: database)
-        let bindingStore = PostgresBindingStore(database: database)
-        let healthStore = PostgresHealthStore(database: database)
-        let queue = PostgresJobQueue(database: database)
+        let auditLog = PostgresAuditLog(database: pool)
+        let idempotency = PostgresIdempotencyStore(database: pool)
+        let healthStore = PostgresHealthStore(database: pool)
         let runner = MigrationRunner(client: client, migrations: try Migration.bundled(), logger: dbLogger)
         // Workers and health sweeps run where PODID_WORKERS says (0: the API only).
-        let background = config.workers > 0 ? try Self.backgroundServices(config: config, database: database, logger: logger) : []
+        let background = config.workers > 0 ? try Self.backgroundServices(config: config, pool: pool, logger: logger) : []
 
         let handler = APIHandler(
-            teams: TeamService(store: teamStore, audit: audit),
-            tokens: TokenService(store: tokenStore, teams: teamStore, audit: audit),
-            identities: IdentityService(store: identityStore, teams: teamStore, audit: audit),
-            clusters: ClusterService(store: clusterStore, audit: audit),
-            bindings: BindingService(store: bindingStore, identities: identityStore, clusters: clusterStore, teams: teamStore, audit: audit),
-            jobs: JobService(store: queue, audit: audit),
-            audit: AuditService(log: auditLog, audit: audit),
-            health: HealthService(health: healthStore, bindings: bindingStore, audit: audit),
+            teams: TeamService(database: database),
+            tokens: TokenService(database: database),
+            identities: IdentityService(database: database),
+            clusters: ClusterService(database: database),
+            bindings: BindingService(database: database),
+            jobs: JobService(database: database),
+            audit: AuditService(log: auditLog, audit: database.audit),
+            health: HealthService(health: healthStore, database: database),
             readiness: PostgresReadinessProbe(runner: runner),
             registry: registry)
         var httpLogger = logger
         httpLogger[metadataKey: "component"] = "http"
         let router = try Routes.router(
             handler: handler,
-            authenticator: TokenAuthenticator(store: tokenStore, bootstrapAdminToken: config.adminToken),
+            authenticator: TokenAuthenticator(tokens: database.tokens, bootstrapAdminToken: config.adminToken),
             idempotency: idempotency, registry: registry, logger: httpLogger)
 
         var app = Application(
@@ -62,7 +56,7 @@ public enum PodidApplication {
             configuration: .init(address: .hostname(config.httpHost, port: config.httpPort), serverName: "podid"),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? config.httpPort) },
             logger: httpLogger)
-        app.addServices(client, IdempotencyPruner(store: idempotency, logger: logger), AuditSealer(log: auditLog, logger: logger))
+        app.addServices(client, Housekeeping.idempotencyPruner(idempotency, logger: logger), Housekeeping.auditSealer(auditLog, logger: logger))
         app.addServices(background)
         app.addServices(services)
         return app
@@ -72,31 +66,26 @@ public enum PodidApplication {
     /// one throttling pause per subscription) and one pool of Kubernetes clients: the job workers
     /// (`PODID_WORKERS`, every handler) and the health sweeps (`PODID_HEALTH_INTERVAL`). Built
     /// before anything runs, so that a bad Azure configuration stops start-up.
-    public static func backgroundServices(config: PodidConfig, database: Store.PostgresDatabase, logger: Logger) throws -> [any Service] {
+    public static func backgroundServices(config: PodidConfig, pool: PostgresPool, logger: Logger) throws -> [any Service] {
         var workerLogger = logger
         workerLogger[metadataKey: "component"] = "worker"
         var healthLogger = logger
         healthLogger[metadataKey: "component"] = "health"
         let azure = try Self.azureClient(config: config)
         let kubeClients = KubeClientPool()
-        let identityStore = PostgresIdentityStore(database: database)
-        let bindingStore = PostgresBindingStore(database: database)
-        let clusterStore = PostgresClusterStore(database: database)
-        let healthStore = PostgresHealthStore(database: database)
-        let sweeper = HealthSweeper(
-            clusters: clusterStore, bindings: bindingStore, identities: identityStore, teams: PostgresTeamStore(database: database),
-            health: healthStore, connector: kubeClients, azure: azure, logger: healthLogger)
-        let identities = IdentityWorkflow(store: identityStore, azure: azure, bindings: bindingStore, logger: workerLogger)
-        let bindings = BindingWorkflow(bindings: bindingStore, identities: identityStore, clusters: clusterStore, connector: kubeClients,
-                                       logger: workerLogger)
-        var handlers: [String: any JobHandler] = [:]
-        for kind in IdentityJobs.all { handlers[kind] = identities }
-        for kind in BindingJobs.all { handlers[kind] = bindings }
-        handlers[ClusterJobs.check] = ClusterCheckWorkflow(clusters: clusterStore, connector: kubeClients)
-        handlers[HealthService.checkJob] = HealthCheckHandler(sweeper: sweeper)
-        let runner = JobRunner(queue: PostgresJobQueue(database: database), handlers: handlers, workers: config.workers, logger: workerLogger)
-        let scheduler = HealthScheduler(sweeper: sweeper, clusters: clusterStore, health: healthStore, interval: .seconds(config.healthInterval),
-                                        historyDays: config.healthHistoryDays, logger: healthLogger)
+        let database = PostgresStore(pool: pool)
+        let healthStore = PostgresHealthStore(database: pool)
+        let sweeper = HealthSweeper(database: database, health: healthStore, connector: kubeClients, azure: azure, logger: healthLogger)
+        let handlers = JobHandlers([
+            IdentityWorkflow(database: database, azure: azure, logger: workerLogger),
+            BindingWorkflow(database: database, connector: kubeClients, logger: workerLogger),
+            ClusterCheckWorkflow(database: database, connector: kubeClients),
+            HealthCheckHandler(sweeper: sweeper),
+        ])
+        precondition(handlers.unhandled.isEmpty, "job kinds without a handler: \(handlers.unhandled)")
+        let runner = JobRunner(queue: PostgresJobQueue(database: pool), handlers: handlers, workers: config.workers, logger: workerLogger)
+        let scheduler = HealthScheduler.service(sweeper: sweeper, database: database, health: healthStore, interval: .seconds(config.healthInterval),
+                                                historyDays: config.healthHistoryDays, logger: healthLogger)
         // The pool first: it is shut down last, after the workers and sweeps that use it.
         return [kubeClients, runner, scheduler]
     }
@@ -129,10 +118,10 @@ public enum PodidApplication {
         var dbLogger = logger
         dbLogger[metadataKey: "component"] = "postgres"
         let client = PostgresClient(configuration: databaseURL.clientConfiguration(), backgroundLogger: dbLogger)
-        let database = PostgresDatabase(client: client, logger: dbLogger)
+        let pool = PostgresPool(client: client, logger: dbLogger)
         var config = config
         config.workers = max(config.workers, 1)
-        return [client] + (try backgroundServices(config: config, database: database, logger: logger))
+        return [client] + (try backgroundServices(config: config, pool: pool, logger: logger))
     }
 
     /// Runs `body` with a PostgreSQL client for `url` that runs only as long as `body` does (for
@@ -190,22 +179,24 @@ public enum PodidApplication {
     public static func registerDevCluster(config: PodidConfig, apiServer: String, tokenFile: String, logger: Logger) async throws {
         let url = try config.requireDatabaseURL()
         try await withClient(url, logger: logger) { client in
-            let store = PostgresClusterStore(database: Store.PostgresDatabase(client: client, logger: logger))
-            let wanted = Cluster(name: "local", apiServer: apiServer, connection: .token(tokenFile: tokenFile, caFile: nil))
+            let database = PostgresStore(pool: PostgresPool(client: client, logger: logger))
+            let connection = ClusterConnection.token(tokenFile: tokenFile, caFile: nil)
             let audit = { @Sendable (action: String) in
                 AuditDraft(actor: "podid-dev", actorTeam: nil, action: action, outcome: .success, team: nil, resourceType: "cluster",
                            resourceName: "local", requestId: nil, details: ["apiServer": .string(apiServer)])
             }
-            if let current = try await store.cluster(named: "local") {
-                guard current.apiServer != wanted.apiServer || current.connection != wanted.connection else { return }
-                var updated = current
-                updated.apiServer = wanted.apiServer
-                updated.connection = wanted.connection
-                _ = try await store.replaceCluster(updated, ifVersion: current.version, job: ClusterJobs.checking(updated, requestId: nil)) { _ in
-                    audit("cluster.updated")
+            try await database.transaction { tx in
+                if var current = try await tx.clusters.get("local", lock: .update) {
+                    guard current.apiServer != apiServer || current.connection != connection else { return }
+                    current.apiServer = apiServer
+                    current.connection = connection
+                    current.version += 1
+                    let stored = try await tx.clusters.update(current)
+                    try await tx.enqueue(ClusterCheck.job(stored.name, requestId: nil), audited: audit("cluster.updated"))
+                } else {
+                    let stored = try await tx.clusters.insert(Cluster(name: "local", apiServer: apiServer, connection: connection))
+                    try await tx.enqueue(ClusterCheck.job(stored.name, requestId: nil), audited: audit("cluster.created"))
                 }
-            } else {
-                _ = try await store.insertCluster(wanted, job: ClusterJobs.checking(wanted, requestId: nil), audit: audit("cluster.created"))
             }
         }
     }
@@ -224,58 +215,5 @@ public enum PodidApplication {
             warnings.append("PODID_MIGRATION_DATABASE_URL is unset or the same as PODID_DATABASE_URL: the server runs as the owning role, so the audit log's append-only guarantee is not enforced by the database")
         }
         return warnings
-    }
-}
-
-/// Seals committed audit events into the hash chain, a few times a second. Several replicas may run
-/// it: an advisory lock lets one seal at a time.
-public struct AuditSealer: Service {
-    let log: PostgresAuditLog
-    let logger: Logger
-    let interval: Duration
-
-    /// Creates the sealer.
-    public init(log: PostgresAuditLog, logger: Logger, interval: Duration = .milliseconds(200)) {
-        self.log = log
-        self.logger = logger
-        self.interval = interval
-    }
-
-    public func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                // Seal everything pending, in batches, before resting.
-                while try await log.sealPending() > 0 {}
-            } catch {
-                logger.warning("sealing audit events failed; retrying", metadata: ["error": "\(PostgresErrors.serverMessage(error))"])
-            }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-        }
-        // A last pass, so that what was written before shutdown is sealed now rather than by the next start.
-        _ = try? await log.sealPending()
-    }
-}
-
-/// Deletes idempotency keys older than 24 hours, every ten minutes.
-struct IdempotencyPruner: Service {
-    let store: PostgresIdempotencyStore
-    let logger: Logger
-
-    func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                let pruned = try await store.prune()
-                if pruned > 0 { logger.debug("pruned idempotency keys", metadata: ["count": "\(pruned)"]) }
-            } catch {
-                logger.warning("pruning idempotency keys failed", metadata: ["error": "\(PostgresErrors.serverMessage(error))"])
-            }
-            try? await gracefulShutdownAwareSleep(.seconds(600))
-        }
-    }
-
-    private func gracefulShutdownAwareSleep(_ duration: Duration) async throws {
-        try await cancelWhenGracefulShutdown {
-            try await Task.sleep(for: duration)
-        }
     }
 }

@@ -337,7 +337,7 @@ public final class SubscriptionRateLimiter: Sendable {
                 let key = subscription.lowercased()
                 var (tokens, at) = buckets[key] ?? (burst, now)
                 let elapsed = now - at
-                tokens = min(burst, tokens + (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) * perSecond)
+                tokens = min(burst, tokens + elapsed.inSeconds * perSecond)
                 at = now
                 if tokens >= 1 {
                     buckets[key] = (tokens - 1, at)

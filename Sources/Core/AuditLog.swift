@@ -183,7 +183,7 @@ public struct AuditService: Sendable {
     let authorizer: Authorizer
 
     /// Creates the service.
-    public init(log: any AuditLog, audit: any AuditStore) {
+    public init(log: any AuditLog, audit: any AuditRows) {
         self.log = log
         self.authorizer = Authorizer(audit: audit)
     }

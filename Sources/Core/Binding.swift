@@ -85,7 +85,7 @@ public struct Binding: Sendable, Equatable, Codable {
     }
 }
 
-/// The names podid gives Kubernetes objects and selectors (API-OUTLINE "Naming and ownership").
+/// The names podid gives Kubernetes objects and selectors; docs/bindings.md, "Names and ownership".
 public enum KubeNames {
     /// `<team>-<identity>`, made a valid object name.
     public static func azureIdentity(team: String, identity: String) -> String {
@@ -118,100 +118,5 @@ public enum KubeNames {
               first.isASCII && (first.isLetter || first.isNumber), last.isASCII && (last.isLetter || last.isNumber)
         else { return false }
         return text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }
-    }
-}
-
-/// What a binding job observed and did.
-public struct BindingStatusUpdate: Sendable, Equatable {
-    public var state: ResourceState?
-    public var message: String?
-    /// `.some(nil)` clears it.
-    public var lastError: String??
-    public var appliedClientId: String?
-    /// Marks the generation applied; `ready` only if it is still the current one.
-    public var observedGeneration: Int64?
-
-    /// Creates an update.
-    public init(state: ResourceState? = nil, message: String? = nil, lastError: String?? = nil, appliedClientId: String? = nil,
-                observedGeneration: Int64? = nil) {
-        self.state = state
-        self.message = message
-        self.lastError = lastError
-        self.appliedClientId = appliedClientId
-        self.observedGeneration = observedGeneration
-    }
-}
-
-/// Bindings in the system of record.
-public protocol BindingStore: Sendable {
-    /// Inserts a binding and its job, refusing (409) a selector another team uses in the cluster and
-    /// an identity that is being deleted.
-    func insertBinding(_ binding: Binding, job: NewJob, audit: AuditDraft) async throws -> Binding
-    /// One binding.
-    func binding(team: String, identity: String, name: String) async throws -> Binding?
-    /// An identity's bindings by name, after the page's position.
-    func bindings(team: String, identity: String, page: PageRequest) async throws -> [Binding]
-    /// Every binding of an identity.
-    func bindings(team: String, identity: String) async throws -> [Binding]
-    /// Every binding in a cluster that is not being deleted.
-    func bindings(cluster: String) async throws -> [Binding]
-    /// Bindings in `cluster`/`namespace` that share the identity's AzureIdentity, other than `excluding`.
-    func siblings(of binding: Binding) async throws -> [Binding]
-    /// Replaces the selector if the generation is still `ifGeneration` (generation + 1, `pending`), with its job.
-    func replaceBinding(_ binding: Binding, ifGeneration: Int64, job: NewJob, audit: @escaping @Sendable (Binding) -> AuditDraft) async throws -> Binding?
-    /// Marks the binding `deleting` and queues its delete job; nil when the generation moved on.
-    func markBindingDeleting(_ binding: Binding, ifGeneration: Int64, job: NewJob, audit: @escaping @Sendable (Binding) -> AuditDraft) async throws -> Binding?
-    /// Records what a job observed or did.
-    @discardableResult
-    func updateBindingStatus(_ binding: Binding, _ update: BindingStatusUpdate, audit: [AuditDraft]) async throws -> Binding?
-    /// Deletes the row with its audit events; when its identity is being deleted and this was its
-    /// last binding, queues `identityDeletion` in the same transaction.
-    func deleteBinding(_ binding: Binding, audit: [AuditDraft], identityDeletion: NewJob) async throws
-    /// Queues jobs (each with its dedupe key) outside any other change.
-    func enqueue(_ jobs: [NewJob]) async throws
-}
-
-/// The binding jobs.
-public enum BindingJobs {
-    /// Applies the AzureIdentity and the AzureIdentityBinding.
-    public static let apply = "binding.apply"
-    /// Removes them.
-    public static let delete = "binding.delete"
-    public static let all = [apply, delete]
-
-    /// Jobs touching one AzureIdentity object (all bindings of an identity in one cluster and
-    /// namespace) never run at once: the last binding's delete and a new binding's apply cannot race.
-    public static func serialKey(_ binding: Binding) -> String {
-        "k8s:\(binding.cluster)/\(binding.namespace)/\(binding.azureIdentityObjectName)"
-    }
-
-    static func payload(_ binding: Binding) -> JSONValue {
-        .object(["team": .string(binding.team), "identity": .string(binding.identity), "binding": .string(binding.name)])
-    }
-
-    /// The apply job of a binding.
-    public static func applying(_ binding: Binding, requestId: String?) -> NewJob {
-        NewJob(kind: apply, team: binding.team, resourceType: "binding", resourceName: "\(binding.identity)/\(binding.name)",
-               serialKey: serialKey(binding), dedupeKey: "binding:\(binding.team)/\(binding.identity)/\(binding.name)",
-               payload: payload(binding), requestId: requestId, resource: binding.path)
-    }
-
-    /// The delete job of a binding.
-    public static func deleting(_ binding: Binding, requestId: String?) -> NewJob {
-        NewJob(kind: delete, team: binding.team, resourceType: "binding", resourceName: "\(binding.identity)/\(binding.name)",
-               serialKey: serialKey(binding), dedupeKey: "binding-delete:\(binding.team)/\(binding.identity)/\(binding.name)",
-               payload: payload(binding), requestId: requestId, resource: binding.path)
-    }
-}
-
-/// The cluster connection check job.
-public enum ClusterJobs {
-    public static let check = "cluster.check"
-
-    /// The check of `cluster`.
-    public static func checking(_ cluster: Cluster, requestId: String?) -> NewJob {
-        NewJob(kind: check, team: nil, resourceType: "cluster", resourceName: cluster.name, serialKey: "cluster:\(cluster.name)",
-               dedupeKey: "cluster-check:\(cluster.name)", payload: .object(["cluster": .string(cluster.name)]), maxAttempts: 3,
-               requestId: requestId, resource: "/v1/clusters/\(cluster.name)")
     }
 }

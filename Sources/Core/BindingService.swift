@@ -21,20 +21,13 @@ public struct NewBinding: Sendable, Equatable {
 /// Bindings: validation against the cluster and the team's policy, authorization, and audited
 /// changes that queue their jobs in the same transaction.
 public struct BindingService: Sendable {
-    let store: any BindingStore
-    let identities: any IdentityStore
-    let clusters: any ClusterStore
-    let teams: any TeamStore
+    let database: any Database
     let authorizer: Authorizer
 
     /// Creates the service.
-    public init(store: any BindingStore, identities: any IdentityStore, clusters: any ClusterStore, teams: any TeamStore,
-                audit: any AuditStore) {
-        self.store = store
-        self.identities = identities
-        self.clusters = clusters
-        self.teams = teams
-        self.authorizer = Authorizer(audit: audit)
+    public init(database: any Database) {
+        self.database = database
+        self.authorizer = Authorizer(audit: database.audit)
     }
 
     /// Binds an identity in a cluster (202, state `pending`) and queues the apply job.
@@ -54,29 +47,37 @@ public struct BindingService: Sendable {
         }
         validator.check(!request.cluster.isEmpty, "cluster", "is required: the name of a cluster (GET /v1/clusters lists them)")
         try validator.throwIfInvalid()
-        guard let cluster = try await clusters.cluster(named: request.cluster) else {
-            throw DomainError(.validation, "There is no cluster named '\(request.cluster)'.",
-                              fields: [FieldProblem("cluster", "there is no cluster named '\(request.cluster)'; GET /v1/clusters lists them")])
-        }
+        guard let cluster = try await database.clusters.get(request.cluster, lock: .none) else { throw Self.noCluster(request.cluster) }
         let namespace = request.namespace ?? cluster.brokerNamespace
         try Self.checkPolicy(owner.policy, cluster: cluster, namespace: namespace)
-        if parent.state == .deleting {
-            throw DomainError(.conflict, "Identity '\(identity)' is being deleted; it cannot be bound.")
-        }
-        let binding = Binding(
+        try Self.checkBindable(parent)
+        var binding = Binding(
             team: team, identity: identity, name: request.name, cluster: cluster.name, namespace: namespace,
-            selector: request.selector ?? KubeNames.defaultSelector(team: team, binding: request.name),
-            message: parent.state == .ready ? "waiting for a worker to apply it" : "waiting for identity '\(identity)' to be ready")
-        return try await store.insertBinding(
-            binding, job: BindingJobs.applying(binding, requestId: context.requestId),
-            audit: context.audit("binding.created", team: team, resourceType: "binding", resourceName: "\(identity)/\(request.name)",
-                                 details: ["cluster": .string(cluster.name), "namespace": .string(namespace), "selector": .string(binding.selector)]))
+            selector: request.selector ?? KubeNames.defaultSelector(team: team, binding: request.name))
+        ResourceLifecycle.apply(.accepted(message: parent.state == .ready ? "waiting for a worker to apply it" : "waiting for identity '\(identity)' to be ready"),
+                                to: &binding)
+        let event = context.audit("binding.created", team: team, resourceType: "binding", resourceName: "\(identity)/\(request.name)",
+                                  details: ["cluster": .string(cluster.name), "namespace": .string(namespace), "selector": .string(binding.selector)])
+        return try await database.transaction { [binding] tx in
+            // The cluster's row lock makes the selector check and the insert one step per cluster.
+            guard try await tx.clusters.get(binding.cluster, lock: .update) != nil else { throw Self.noCluster(binding.cluster) }
+            guard let parent = try await tx.identities.get(team: team, name: identity, lock: .share) else {
+                throw DomainError.notFound("identity", identity)
+            }
+            try Self.checkBindable(parent)
+            try await Self.checkSelector(binding, in: tx)
+            let stored = try await tx.bindings.insert(binding)
+            var created = event
+            created.after = .encoding(stored)
+            try await tx.enqueue(BindingApply.job(stored, requestId: context.requestId), audited: created)
+            return stored
+        }
     }
 
     /// One binding.
     public func get(team: String, identity: String, name: String, context: CallContext) async throws -> Binding {
         try await authorizer.requireRead(context, team: team, resourceType: "binding", resourceName: "\(identity)/\(name)")
-        guard let binding = try await store.binding(team: team, identity: identity, name: name) else {
+        guard let binding = try await database.bindings.get(team: team, identity: identity, name: name, lock: .none) else {
             throw DomainError.notFound("binding", name)
         }
         return binding
@@ -86,19 +87,23 @@ public struct BindingService: Sendable {
     public func list(team: String, identity: String, page: PageRequest, context: CallContext) async throws -> Page<Binding> {
         try await authorizer.requireRead(context, team: team, resourceType: "binding", resourceName: nil)
         _ = try await requireIdentity(team: team, name: identity)
-        let fetched = try await store.bindings(team: team, identity: identity, page: PageRequest(limit: page.limit + 1, after: page.after))
-        return Page(fetched: fetched, limit: page.limit) { [$0.name] }
+        return try await Page.fetch(page, key: { [$0.name] }) { try await database.bindings.list(team: team, identity: identity, page: $0) }
     }
 
     /// Changes the selector (the cluster and namespace cannot change: bind again instead).
     public func patch(team: String, identity: String, name: String, selector: String?, cluster: String?, namespace: String?,
                       ifMatch: Int64?, context: CallContext) async throws -> (Binding, Bool) {
         try await authorizer.requireManage(context, team: team, resourceType: "binding", resourceName: "\(identity)/\(name)")
-        for _ in 0..<5 {
-            guard let current = try await store.binding(team: team, identity: identity, name: name) else {
+        return try await database.transaction { tx in
+            guard let located = try await tx.bindings.get(team: team, identity: identity, name: name, lock: .none) else {
                 throw DomainError.notFound("binding", name)
             }
-            if let ifMatch, ifMatch != current.generation { throw Self.stale(name) }
+            // Lock order as in create: the cluster (selector check), then the binding.
+            _ = try await tx.clusters.get(located.cluster, lock: .update)
+            guard let current = try await tx.bindings.get(team: team, identity: identity, name: name, lock: .update) else {
+                throw DomainError.notFound("binding", name)
+            }
+            try Precondition.check(ifMatch, current: current.generation, stale: Self.stale(name))
             var validator = Validator()
             if let cluster { validator.check(cluster == current.cluster, "cluster", "cannot change (it is \(current.cluster)); create another binding instead") }
             if let namespace { validator.check(namespace == current.namespace, "namespace", "cannot change (it is \(current.namespace)); create another binding instead") }
@@ -111,54 +116,77 @@ public struct BindingService: Sendable {
             guard let selector, selector != current.selector else { return (current, false) }
             var updated = current
             updated.selector = selector
-            updated.message = "waiting for a worker to apply generation \(current.generation + 1)"
-            var next = updated
-            next.generation += 1
-            let stored = try await store.replaceBinding(
-                updated, ifGeneration: current.generation, job: BindingJobs.applying(next, requestId: context.requestId)
-            ) { stored in
-                context.audit("binding.updated", team: team, resourceType: "binding", resourceName: "\(identity)/\(name)",
-                              before: .encoding(current), after: .encoding(stored))
-            }
-            if let stored { return (stored, true) }
-            if ifMatch != nil { throw Self.stale(name) }
+            try await Self.checkSelector(updated, in: tx)
+            ResourceLifecycle.apply(.changed, to: &updated)
+            let stored = try await tx.bindings.update(updated)
+            try await tx.enqueue(BindingApply.job(stored, requestId: context.requestId),
+                                 audited: context.audit("binding.updated", team: team, resourceType: "binding", resourceName: "\(identity)/\(name)",
+                                                        before: .encoding(current), after: .encoding(stored)))
+            return (stored, true)
         }
-        throw DomainError(.conflict, "Binding '\(name)' is changing too often to update; try again.")
     }
 
     /// Marks the binding `deleting` and queues the job that removes its objects.
     public func delete(team: String, identity: String, name: String, ifMatch: Int64?, context: CallContext) async throws -> Binding {
         try await authorizer.requireManage(context, team: team, resourceType: "binding", resourceName: "\(identity)/\(name)")
-        for _ in 0..<5 {
-            guard let current = try await store.binding(team: team, identity: identity, name: name) else {
+        return try await database.transaction { tx in
+            guard let current = try await tx.bindings.get(team: team, identity: identity, name: name, lock: .update) else {
                 throw DomainError.notFound("binding", name)
             }
-            if let ifMatch, ifMatch != current.generation { throw Self.stale(name) }
+            try Precondition.check(ifMatch, current: current.generation, stale: Self.stale(name))
             if current.state == .deleting { return current }
-            let stored = try await store.markBindingDeleting(
-                current, ifGeneration: current.generation, job: BindingJobs.deleting(current, requestId: context.requestId)
-            ) { stored in
-                context.audit("binding.deleted", team: team, resourceType: "binding", resourceName: "\(identity)/\(name)",
-                              before: .encoding(current), after: .encoding(stored))
-            }
-            if let stored { return stored }
-            if ifMatch != nil { throw Self.stale(name) }
+            return try await Self.markDeleting(
+                current, in: tx, message: "waiting for a worker to delete it",
+                event: context.audit("binding.deleted", team: team, resourceType: "binding", resourceName: "\(identity)/\(name)",
+                                     before: .encoding(current)),
+                requestId: context.requestId)
         }
-        throw DomainError(.conflict, "Binding '\(name)' is changing too often to delete; try again.")
     }
 
-    /// The objects podid applies for an identity's bindings, as multi-document YAML with a pod-label
-    /// snippet; optionally only those of one cluster and namespace.
-    public func manifests(team: String, identity: String, cluster: String?, namespace: String?, context: CallContext) async throws -> String {
+    /// Marks a binding `deleting` inside `tx`: its superseded apply jobs are cancelled, its delete
+    /// job queued, and `event` recorded with the stored binding and the job. Deleting a binding and
+    /// deleting its identity with `cascade` both come here.
+    @discardableResult
+    static func markDeleting(_ binding: Binding, in tx: any Records, message: String, event: AuditDraft,
+                             requestId: String?) async throws -> Binding {
+        if let apply = BindingApply.dedupeKey(binding) {
+            try await tx.jobs.cancel(dedupeKey: apply, states: JobRules.supersededByDeletion, reason: "cancelled: the binding is being deleted")
+        }
+        let stored = try await tx.bindings.update(ResourceLifecycle.applying(.deleting(message: message), to: binding))
+        var deleted = event
+        deleted.after = .encoding(stored)
+        try await tx.enqueue(BindingDelete.job(stored, requestId: requestId), audited: deleted)
+        return stored
+    }
+
+    /// A binding's delete job removed its objects: the row goes with the job's audit events, and
+    /// when its identity is being deleted and this was its last binding, the identity's delete job
+    /// (which waited for its bindings) is queued again.
+    public static func finishDeletion(_ binding: Binding, in database: any Database, audit events: [AuditDraft], requestId: String?) async throws {
+        try await database.transaction { tx in
+            try await tx.bindings.delete(team: binding.team, identity: binding.identity, name: binding.name)
+            try await tx.append(events)
+            // Locked: a concurrent delete of the identity's other last binding sees this one gone.
+            guard let identity = try await tx.identities.get(team: binding.team, name: binding.identity, lock: .update),
+                  identity.state == .deleting,
+                  try await tx.bindings.list(team: binding.team, identity: binding.identity).isEmpty
+            else { return }
+            try await tx.jobs.enqueue(IdentityDelete.job(IdentityKey(team: binding.team, name: binding.identity), requestId: requestId))
+        }
+    }
+
+    /// The objects podid applies for an identity's bindings; optionally only those of one cluster and
+    /// namespace (HTTP renders them as YAML).
+    public func manifests(team: String, identity: String, cluster: String?, namespace: String?, context: CallContext) async throws -> BindingManifests {
         try await authorizer.requireRead(context, team: team, resourceType: "identity", resourceName: identity)
         let parent = try await requireIdentity(team: team, name: identity)
         guard let clientId = parent.clientId, let resourceId = parent.resourceId else {
             throw DomainError(.conflict, "Identity '\(identity)' is \(parent.state.rawValue) and has no clientId yet; the AzureIdentity needs it. Export the manifests once the identity is ready.")
         }
-        let bindings = try await store.bindings(team: team, identity: identity).filter {
+        let bindings = try await database.bindings.list(team: team, identity: identity).filter {
             $0.state != .deleting && (cluster == nil || $0.cluster == cluster) && (namespace == nil || $0.namespace == namespace)
         }
-        return Manifests.yaml(identity: parent, resourceId: resourceId, clientId: clientId, bindings: bindings)
+        return BindingManifests(identity: parent, resourceId: resourceId, clientId: clientId, bindings: bindings)
     }
 
     /// The team's policy for a binding: the cluster must be allowed; the namespace must be the
@@ -179,124 +207,56 @@ public struct BindingService: Sendable {
         try validator.throwIfInvalid()
     }
 
+    /// Refuses a selector another team uses in the cluster: pods are matched by selector alone. The
+    /// caller holds the cluster's row lock, so two teams cannot take one selector at the same moment.
+    static func checkSelector(_ binding: Binding, in tx: any Records) async throws {
+        let others = try await tx.bindings.teams(usingSelector: binding.selector, cluster: binding.cluster, excludingTeam: binding.team)
+        if !others.isEmpty {
+            throw DomainError(
+                .conflict,
+                "Selector '\(binding.selector)' is used by another team in cluster \(binding.cluster); pods are matched by selector alone, so choose another one.",
+                fields: [FieldProblem("selector", "is used by another team in cluster \(binding.cluster)")])
+        }
+    }
+
+    /// An identity that is being deleted cannot be bound.
+    static func checkBindable(_ identity: Identity) throws {
+        if identity.state == .deleting {
+            throw DomainError(.conflict, "Identity '\(identity.name)' is being deleted; it cannot be bound.")
+        }
+    }
+
+    static func noCluster(_ name: String) -> DomainError {
+        DomainError(.validation, "There is no cluster named '\(name)'.",
+                    fields: [FieldProblem("cluster", "there is no cluster named '\(name)'; GET /v1/clusters lists them")])
+    }
+
     func requireTeam(_ name: String) async throws -> Team {
-        guard let team = try await teams.team(named: name) else { throw DomainError.notFound("team", name) }
+        guard let team = try await database.teams.get(name, lock: .none) else { throw DomainError.notFound("team", name) }
         return team
     }
 
     func requireIdentity(team: String, name: String) async throws -> Identity {
-        guard let identity = try await identities.identity(team: team, name: name) else { throw DomainError.notFound("identity", name) }
+        guard let identity = try await database.identities.get(team: team, name: name, lock: .none) else {
+            throw DomainError.notFound("identity", name)
+        }
         return identity
     }
 
-    static func stale(_ name: String) -> DomainError {
-        DomainError(.preconditionFailed, "Binding '\(name)' has changed since the ETag in If-Match; read it again and retry.")
-    }
+    static func stale(_ name: String) -> DomainError { Precondition.stale("Binding", name) }
 }
 
-/// The manifests export: exactly the objects podid applies, and where the pod label goes.
-public enum Manifests {
-    /// Multi-document YAML: per cluster and namespace the AzureIdentity, then each binding's
-    /// AzureIdentityBinding, then a commented Deployment snippet.
-    public static func yaml(identity: Identity, resourceId: String, clientId: String, bindings: [Binding]) -> String {
-        var documents: [String] = []
-        var seen = Set<String>()
-        let sorted = bindings.sorted { ($0.cluster, $0.namespace, $0.name) < ($1.cluster, $1.namespace, $1.name) }
-        for binding in sorted {
-            let place = "\(binding.cluster)/\(binding.namespace)"
-            if seen.insert(place).inserted {
-                documents.append("# cluster \(binding.cluster): the AzureIdentity of \(identity.team)/\(identity.name)\n"
-                    + YAMLText.emit(binding.azureIdentityObject(resourceID: resourceId, clientID: clientId).json))
-            }
-            documents.append("# cluster \(binding.cluster): binding \(binding.name); pods labelled aadpodidbinding=\(binding.selector) receive the identity\n"
-                + YAMLText.emit(binding.bindingObject.json))
-        }
-        var text = "# podid manifests for identity \(identity.team)/\(identity.name) (clientId \(clientId))\n"
-        if documents.isEmpty {
-            text += "# It has no bindings yet: POST /v1/teams/\(identity.team)/identities/\(identity.name)/bindings creates one.\n"
-        } else {
-            text += "---\n" + documents.joined(separator: "---\n")
-        }
-        let selectors = Array(Set(sorted.map(\.selector))).sorted()
-        let selector = selectors.first ?? KubeNames.defaultSelector(team: identity.team, binding: "<binding>")
-        text += """
-            # Where the label goes: on the pod template of your Deployment (not on the Deployment itself).
-            #
-            # apiVersion: apps/v1
-            # kind: Deployment
-            # metadata:
-            #   name: my-app
-            # spec:
-            #   template:
-            #     metadata:
-            #       labels:
-            #         aadpodidbinding: \(selector)
+/// The manifests export of an identity: exactly the objects podid applies for these bindings.
+public struct BindingManifests: Sendable, Equatable {
+    public var identity: Identity
+    public var resourceId: String
+    public var clientId: String
+    public var bindings: [Binding]
 
-            """
-        if selectors.count > 1 {
-            text += "# This identity's bindings use several selectors: \(selectors.joined(separator: ", ")).\n"
-        }
-        return text
-    }
-}
-
-/// A small YAML writer for JSON values: block style, keys in a stable order (`apiVersion`, `kind`,
-/// `metadata`, `spec` first), strings double-quoted (valid YAML, no type surprises such as `no` or `0755`).
-public enum YAMLText {
-    /// The value as a YAML document body.
-    public static func emit(_ value: JSONValue) -> String {
-        var out = ""
-        write(value, indent: 0, into: &out, inline: false)
-        return out
-    }
-
-    static let leading = ["apiVersion", "kind", "metadata", "name", "namespace", "labels", "spec"]
-
-    static func orderedKeys(_ object: [String: JSONValue]) -> [String] {
-        let first = leading.filter { object[$0] != nil }
-        return first + object.keys.filter { !leading.contains($0) }.sorted()
-    }
-
-    static func scalar(_ value: JSONValue) -> String? {
-        switch value {
-        case .null: return "null"
-        case .bool(let flag): return flag ? "true" : "false"
-        case .number(let number):
-            return number == number.rounded() && abs(number) < 1e15 ? String(Int64(number)) : String(number)
-        case .string(let text): return JSONValue.string(text).canonicalText
-        case .array(let items) where items.isEmpty: return "[]"
-        case .object(let members) where members.isEmpty: return "{}"
-        default: return nil
-        }
-    }
-
-    static func write(_ value: JSONValue, indent: Int, into out: inout String, inline: Bool) {
-        let pad = String(repeating: " ", count: indent)
-        switch value {
-        case .object(let members) where !members.isEmpty:
-            for (index, key) in orderedKeys(members).enumerated() {
-                let member = members[key] ?? .null
-                let prefix = inline && index == 0 ? "" : pad
-                let quotedKey = JSONValue.string(key).canonicalText == "\"\(key)\"" && key.allSatisfy({ $0.isLetter || $0.isNumber || "-_./".contains($0) })
-                    ? key : JSONValue.string(key).canonicalText
-                if let text = scalar(member) {
-                    out += "\(prefix)\(quotedKey): \(text)\n"
-                } else {
-                    out += "\(prefix)\(quotedKey):\n"
-                    write(member, indent: indent + 2, into: &out, inline: false)
-                }
-            }
-        case .array(let items) where !items.isEmpty:
-            for item in items {
-                if let text = scalar(item) {
-                    out += "\(pad)- \(text)\n"
-                } else {
-                    out += "\(pad)- "
-                    write(item, indent: indent + 2, into: &out, inline: true)
-                }
-            }
-        default:
-            out += "\(pad)\(scalar(value) ?? "null")\n"
-        }
+    public init(identity: Identity, resourceId: String, clientId: String, bindings: [Binding]) {
+        self.identity = identity
+        self.resourceId = resourceId
+        self.clientId = clientId
+        self.bindings = bindings
     }
 }

@@ -31,10 +31,10 @@ public struct CallContext: Sendable {
 /// Authorization decisions that are audited when they deny: a 403 for a caller without the role,
 /// a 404 for a caller of another team (so that existence never leaks).
 public struct Authorizer: Sendable {
-    let audit: any AuditStore
+    let audit: any AuditRows
 
     /// Creates an authorizer writing denials to `audit`.
-    public init(audit: any AuditStore) {
+    public init(audit: any AuditRows) {
         self.audit = audit
     }
 
@@ -49,7 +49,7 @@ public struct Authorizer: Sendable {
                 "status": .number(error.kind == .forbidden ? 403 : 404),
                 "reason": .string(error.detail),
             ])
-        try await audit.record(event)
+        try await audit.append(event)
         return error
     }
 

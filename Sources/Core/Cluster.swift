@@ -143,23 +143,7 @@ public struct ClusterPatch: Sendable, Equatable {
     }
 }
 
-/// Clusters in the system of record.
-public protocol ClusterStore: Sendable {
-    /// Inserts a cluster and its connection check job; 409 when the name is taken.
-    func insertCluster(_ cluster: Cluster, job: NewJob, audit: AuditDraft) async throws -> Cluster
-    /// The cluster, if any.
-    func cluster(named name: String) async throws -> Cluster?
-    /// Clusters by name after the page's position.
-    func clusters(page: PageRequest) async throws -> [Cluster]
-    /// Replaces a cluster if its version is still `ifVersion`, with a new connection check job.
-    func replaceCluster(_ cluster: Cluster, ifVersion: Int64, job: NewJob, audit: @escaping @Sendable (Cluster) -> AuditDraft) async throws -> Cluster?
-    /// Deletes a cluster if its version is still `ifVersion`; 409 while it has bindings.
-    func deleteCluster(named name: String, ifVersion: Int64, audit: AuditDraft) async throws -> Bool
-    /// Records a connection check's result.
-    func recordStatus(cluster: String, _ status: ClusterStatus, audit: AuditDraft) async throws
-}
-
-/// Opens Kubernetes gateways for clusters (one client per cluster, rebuilt when its connection changes).
+/// Connections to clusters' API servers.
 public protocol KubernetesConnector: Sendable {
     /// The gateway for `cluster`; a connection that cannot be set up (a missing kubeconfig, say) is
     /// an `UpstreamError` naming what to fix.

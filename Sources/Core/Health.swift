@@ -143,28 +143,28 @@ public enum HealthEvaluator {
                                 azure: AzureIdentityObservation, stuckAfter: TimeInterval = stuckAfter) -> [Finding] {
         let now = observed.observedAt
         var findings: [Finding] = []
-        func add(_ code: String, _ severity: FindingSeverity, _ message: String, pod: String? = nil, namespace: String? = nil, hint: String) {
-            findings.append(Finding(code: code, severity: severity, message: message, pod: pod, namespace: namespace, hint: hint, observedAt: now))
+        func add(_ code: FindingCode, _ severity: FindingSeverity, _ message: String, pod: String? = nil, namespace: String? = nil, hint: String) {
+            findings.append(Finding(code: code.rawValue, severity: severity, message: message, pod: pod, namespace: namespace, hint: hint, observedAt: now))
         }
         if let reason = observed.unreachable {
-            add("ClusterUnreachable", .unknown, "podid cannot reach cluster \(cluster.name): \(reason)",
+            add(.clusterUnreachable, .unknown, "podid cannot reach cluster \(cluster.name): \(reason)",
                 hint: "Check the cluster's connection (GET /v1/clusters/\(cluster.name) shows the last connection check).")
             return findings
         }
         if !observed.crdsServed {
-            add("CRDsNotServed", .critical, "The aad-pod-identity CRDs are not served in cluster \(cluster.name).",
+            add(.crdsNotServed, .critical, "The aad-pod-identity CRDs are not served in cluster \(cluster.name).",
                 hint: "Install aad-pod-identity (its chart installs the CRDs) into \(cluster.brokerNamespace).")
             return findings
         }
         guard binding.state == .ready || binding.observedGeneration > 0 else {
-            add("BindingNotApplied", .unknown, "The binding is \(binding.state.rawValue) and has not been applied yet\(binding.lastError.map { ": \($0)" } ?? ".")",
+            add(.bindingNotApplied, .unknown, "The binding is \(binding.state.rawValue) and has not been applied yet\(binding.lastError.map { ": \($0)" } ?? ".")",
                 hint: "Follow the binding's job (GET /v1/jobs?resource=\(binding.path)).")
             return findings
         }
 
         // MIC: without a running MIC nothing gets assigned.
         if !observed.micPods.contains(where: { $0.phase == "Running" || $0.phase.isEmpty }) {
-            add("MICNotRunning", .critical, "No MIC pod runs in \(cluster.brokerNamespace): new pods get no identity assignment.",
+            add(.micNotRunning, .critical, "No MIC pod runs in \(cluster.brokerNamespace): new pods get no identity assignment.",
                 namespace: cluster.brokerNamespace,
                 hint: "Check the MIC deployment: kubectl -n \(cluster.brokerNamespace) get pods -l component=mic, and its logs.")
         }
@@ -176,41 +176,41 @@ public enum HealthEvaluator {
         let aib = observed.bindingsByKey["\(binding.namespace)/\(aibName)"]
         if let ai {
             if !binding.owns(ai.labels, includingBinding: false) {
-                add("AzureIdentityNotPodids", .critical, "AzureIdentity \(binding.namespace)/\(aiName) is not podid's (its labels do not name this identity).",
+                add(.azureIdentityNotPodids, .critical, "AzureIdentity \(binding.namespace)/\(aiName) is not podid's (its labels do not name this identity).",
                     namespace: binding.namespace, hint: "Remove or rename that object; podid never changes objects it does not own.")
             } else if ai.clientID != (identity.clientId ?? ai.clientID) || ai.resourceID != (identity.resourceId ?? ai.resourceID) || ai.type != 0 {
-                add("AzureIdentityChanged", .critical, "AzureIdentity \(binding.namespace)/\(aiName) does not match the identity (clientID \(ai.clientID)).",
+                add(.azureIdentityChanged, .critical, "AzureIdentity \(binding.namespace)/\(aiName) does not match the identity (clientID \(ai.clientID)).",
                     namespace: binding.namespace, hint: "podid re-applies it in this sweep; if it changes again, find who edits it.")
             }
             if !ai.legacyKeys.isEmpty {
-                add("LegacyKeys", .critical, "AzureIdentity \(binding.namespace)/\(aiName) has capitalised keys that aad-pod-identity ≥ 1.6 ignores: \(ai.legacyKeys.joined(separator: ", ")).",
+                add(.legacyKeys, .critical, "AzureIdentity \(binding.namespace)/\(aiName) has capitalised keys that aad-pod-identity ≥ 1.6 ignores: \(ai.legacyKeys.joined(separator: ", ")).",
                     namespace: binding.namespace, hint: "Use the lower-camel keys (resourceID, clientID); podid writes only those.")
             }
         } else {
-            add("AzureIdentityMissing", .critical, "AzureIdentity \(binding.namespace)/\(aiName) is missing.", namespace: binding.namespace,
+            add(.azureIdentityMissing, .critical, "AzureIdentity \(binding.namespace)/\(aiName) is missing.", namespace: binding.namespace,
                 hint: "podid re-applies it in this sweep; if it disappears again, find who deletes it.")
         }
         if let aib {
             if !binding.owns(aib.labels, includingBinding: true) {
-                add("AzureIdentityBindingNotPodids", .critical, "AzureIdentityBinding \(binding.namespace)/\(aibName) is not podid's.",
+                add(.azureIdentityBindingNotPodids, .critical, "AzureIdentityBinding \(binding.namespace)/\(aibName) is not podid's.",
                     namespace: binding.namespace, hint: "Remove or rename that object; podid never changes objects it does not own.")
             } else if aib.selector != binding.selector || aib.azureIdentity != aiName {
-                add("AzureIdentityBindingChanged", .critical, "AzureIdentityBinding \(binding.namespace)/\(aibName) does not match the binding (selector \(aib.selector)).",
+                add(.azureIdentityBindingChanged, .critical, "AzureIdentityBinding \(binding.namespace)/\(aibName) does not match the binding (selector \(aib.selector)).",
                     namespace: binding.namespace, hint: "podid re-applies it in this sweep; if it changes again, find who edits it.")
             }
             if !aib.legacyKeys.isEmpty {
-                add("LegacyKeys", .critical, "AzureIdentityBinding \(binding.namespace)/\(aibName) has capitalised keys that aad-pod-identity ≥ 1.6 ignores: \(aib.legacyKeys.joined(separator: ", ")).",
+                add(.legacyKeys, .critical, "AzureIdentityBinding \(binding.namespace)/\(aibName) has capitalised keys that aad-pod-identity ≥ 1.6 ignores: \(aib.legacyKeys.joined(separator: ", ")).",
                     namespace: binding.namespace, hint: "Use the lower-camel keys (azureIdentity, selector); podid writes only those.")
             }
         } else {
-            add("AzureIdentityBindingMissing", .critical, "AzureIdentityBinding \(binding.namespace)/\(aibName) is missing.", namespace: binding.namespace,
+            add(.azureIdentityBindingMissing, .critical, "AzureIdentityBinding \(binding.namespace)/\(aibName) is missing.", namespace: binding.namespace,
                 hint: "podid re-applies it in this sweep; if it disappears again, find who deletes it.")
         }
         // The same AzureIdentity name in two namespaces (cluster mode): MIC may pick the wrong one.
         if cluster.micMode == .cluster {
             let namesakes = (observed.azureIdentitiesByName[aiName] ?? []).filter { $0.namespace != binding.namespace }
             if !namesakes.isEmpty {
-                add("DuplicateAzureIdentityName", .warning,
+                add(.duplicateAzureIdentityName, .warning,
                     "AzureIdentity \(aiName) also exists in \(namesakes.map(\.namespace).sorted().joined(separator: ", ")); in cluster mode MIC may assign the wrong one.",
                     hint: "Rename or remove the other AzureIdentity; names must be unique across namespaces in cluster mode.")
             }
@@ -218,19 +218,19 @@ public enum HealthEvaluator {
 
         // Azure: the identity itself.
         if azure.exists == false {
-            add("IdentityMissingInAzure", .critical, "The Azure identity \(identity.resourceId ?? identity.azureRef.resourceId) does not exist any more.",
+            add(.identityMissingInAzure, .critical, "The Azure identity \(identity.resourceId ?? identity.azureRef.resourceId) does not exist any more.",
                 hint: "It was deleted outside podid. Pods cannot get tokens for it; delete this identity in podid and create it again (its clientId will change).")
         } else if let azureClient = azure.clientId, let recorded = identity.clientId, azureClient.lowercased() != recorded.lowercased() {
-            add("ClientIdMismatch", .critical, "The Azure identity's clientId is now \(azureClient), not \(recorded): it was deleted and recreated outside podid.",
+            add(.clientIdMismatch, .critical, "The Azure identity's clientId is now \(azureClient), not \(recorded): it was deleted and recreated outside podid.",
                 hint: "Consumers configured with the old clientId fail. Adopt the new identity (an admin POSTs it with resourceId) or recreate it in podid.")
         }
         for missing in azure.missingAssignments {
-            add("RoleAssignmentMissing", .critical,
+            add(.roleAssignmentMissing, .critical,
                 "The role assignment for \(missing.role) on \(missing.scope) was removed outside podid: pods get tokens but no access there.",
                 hint: "Change the identity (PATCH it, or POST /v1/jobs/{id}/retry on its last job): its job creates the assignment again. Find who removed it.")
         }
         if azure.kubeletIsOperator == false {
-            add("KubeletLacksOperator", .critical, "The cluster's kubelet identity lacks Managed Identity Operator on the identity: MIC cannot attach it to the nodes.",
+            add(.kubeletLacksOperator, .critical, "The cluster's kubelet identity lacks Managed Identity Operator on the identity: MIC cannot attach it to the nodes.",
                 hint: "az role assignment create --role 'Managed Identity Operator' --assignee <kubelet objectId> --scope \(identity.resourceId ?? identity.azureRef.resourceId)")
         }
 
@@ -239,13 +239,13 @@ public enum HealthEvaluator {
         let inScope = cluster.micMode == .namespaced ? matching.filter { $0.namespace == binding.namespace } : matching
         if cluster.micMode == .namespaced {
             for pod in matching where pod.namespace != binding.namespace {
-                add("PodOutsideBindingNamespace", .warning,
+                add(.podOutsideBindingNamespace, .warning,
                     "Pod \(pod.namespace)/\(pod.name) carries aadpodidbinding=\(binding.selector) but the cluster runs MIC namespaced and the binding is in \(binding.namespace): it gets no identity.",
                     pod: pod.name, namespace: pod.namespace, hint: "Bind the identity in \(pod.namespace), or run the pod in \(binding.namespace).")
             }
         } else {
             for pod in matching where !policy.namespaces.contains(pod.namespace) && pod.namespace != cluster.brokerNamespace {
-                add("ForeignNamespacePod", .critical,
+                add(.foreignNamespacePod, .critical,
                     "Pod \(pod.namespace)/\(pod.name) carries team \(binding.team)'s selector \(binding.selector) in a namespace outside the team's policy, and in cluster mode it receives the identity.",
                     pod: pod.name, namespace: pod.namespace,
                     hint: "Remove the label from that pod, or (if it is the team's) ask an admin to add \(pod.namespace) to the team's policy.namespaces.")
@@ -257,12 +257,12 @@ public enum HealthEvaluator {
                   editDistance(label, binding.selector, limit: 2) <= 2,
                   cluster.micMode == .cluster || pod.namespace == binding.namespace
             else { continue }
-            add("UnmatchedPodLabel", .critical,
+            add(.unmatchedPodLabel, .critical,
                 "Pod \(pod.namespace)/\(pod.name) carries aadpodidbinding=\(label), which no binding uses; it gets no identity. Did you mean \(binding.selector)?",
                 pod: pod.name, namespace: pod.namespace, hint: "Set the label to aadpodidbinding: \(binding.selector) in the workload's pod template.")
         }
         if inScope.isEmpty {
-            add("NoPodsWithSelector", .warning, "No pod carries aadpodidbinding=\(binding.selector)\(cluster.micMode == .namespaced ? " in \(binding.namespace)" : "").",
+            add(.noPodsWithSelector, .warning, "No pod carries aadpodidbinding=\(binding.selector)\(cluster.micMode == .namespaced ? " in \(binding.namespace)" : "").",
                 hint: "Add the label aadpodidbinding: \(binding.selector) to the pod template (spec.template.metadata.labels) of the workload, and check it for typos.")
         }
         let mine = observed.assignmentsByIdentity["\(binding.namespace)/\(aiName)"] ?? []
@@ -274,34 +274,34 @@ public enum HealthEvaluator {
             if let assignment {
                 if assignment.status == "Created", let created = assignment.creationTimestamp.flatMap(Timestamp.parse),
                    now.timeIntervalSince(created) > stuckAfter {
-                    add("AssignmentStuckCreated", .critical,
+                    add(.assignmentStuckCreated, .critical,
                         "The assignment of pod \(pod.namespace)/\(pod.name) has been Created for \(Int(now.timeIntervalSince(created))) s without becoming Assigned.",
                         pod: pod.name, namespace: pod.namespace,
                         hint: "MIC cannot attach the identity to the node: check MIC's logs for LinkedAuthorizationFailed (the kubelet identity needs Managed Identity Operator on the identity) or throttling.")
                 }
             } else if !observed.micPods.isEmpty {
-                add("PodWithoutAssignment", .critical, "Pod \(pod.namespace)/\(pod.name) carries the selector but has no AzureAssignedIdentity for \(aiName).",
+                add(.podWithoutAssignment, .critical, "Pod \(pod.namespace)/\(pod.name) carries the selector but has no AzureAssignedIdentity for \(aiName).",
                     pod: pod.name, namespace: pod.namespace,
                     hint: "MIC has not matched it: check MIC's logs; with a fresh pod, wait for the next MIC sync.")
             }
             if let nmi = nmiByNode[node] {
                 if !nmi.ready {
-                    add("NMINotReady", .critical, "NMI on node \(node) is not ready: pod \(pod.namespace)/\(pod.name) cannot get tokens.",
+                    add(.nmiNotReady, .critical, "NMI on node \(node) is not ready: pod \(pod.namespace)/\(pod.name) cannot get tokens.",
                         pod: pod.name, namespace: pod.namespace, hint: "Check the NMI DaemonSet pod \(nmi.name) (kubectl -n \(cluster.brokerNamespace) describe pod \(nmi.name)).")
                 }
             } else {
-                add("NMINotReady", .critical, "No NMI pod runs on node \(node): pod \(pod.namespace)/\(pod.name) cannot get tokens.",
+                add(.nmiNotReady, .critical, "No NMI pod runs on node \(node): pod \(pod.namespace)/\(pod.name) cannot get tokens.",
                     pod: pod.name, namespace: pod.namespace, hint: "Check the NMI DaemonSet in \(cluster.brokerNamespace) (tolerations, node selector).")
             }
             let all = observed.assignmentsByPod["\(pod.namespace)/\(pod.name)"] ?? []
             if Set(all.map(\.identityName)).count > 1 {
-                add("MultipleIdentities", .info,
+                add(.multipleIdentities, .info,
                     "Pod \(pod.namespace)/\(pod.name) has \(Set(all.map(\.identityName)).count) identities; token requests without client_id get any one of them.",
                     pod: pod.name, namespace: pod.namespace, hint: "Pass client_id (or mi_res_id) in every token request from this pod.")
             }
         }
         for assignment in mine where !podKeys.contains("\(assignment.podNamespace)/\(assignment.pod)") {
-            add("AssignmentForMissingPod", .warning, "AzureAssignedIdentity \(assignment.namespace)/\(assignment.name) is for pod \(assignment.podNamespace)/\(assignment.pod), which is gone (or no longer labelled).",
+            add(.assignmentForMissingPod, .warning, "AzureAssignedIdentity \(assignment.namespace)/\(assignment.name) is for pod \(assignment.podNamespace)/\(assignment.pod), which is gone (or no longer labelled).",
                 pod: assignment.pod, namespace: assignment.podNamespace,
                 hint: observed.micPods.isEmpty ? "MIC is not running to clean it up: start MIC." : "MIC removes it on its next sync; if it stays, check MIC's logs.")
         }
@@ -398,4 +398,33 @@ public protocol HealthStore: Sendable {
     func pruneHistory(before: Date) async throws -> Int
     /// Runs `body` while holding the sweep lock of `cluster` (false when another replica holds it).
     func withSweepLock(cluster: String, _ body: @Sendable () async throws -> Void) async throws -> Bool
+}
+
+/// Every finding code of the assignment health checks (docs/health.md describes each).
+public enum FindingCode: String, Sendable, CaseIterable {
+    case clusterUnreachable = "ClusterUnreachable"
+    case crdsNotServed = "CRDsNotServed"
+    case bindingNotApplied = "BindingNotApplied"
+    case micNotRunning = "MICNotRunning"
+    case azureIdentityMissing = "AzureIdentityMissing"
+    case azureIdentityChanged = "AzureIdentityChanged"
+    case azureIdentityNotPodids = "AzureIdentityNotPodids"
+    case azureIdentityBindingMissing = "AzureIdentityBindingMissing"
+    case azureIdentityBindingChanged = "AzureIdentityBindingChanged"
+    case azureIdentityBindingNotPodids = "AzureIdentityBindingNotPodids"
+    case legacyKeys = "LegacyKeys"
+    case duplicateAzureIdentityName = "DuplicateAzureIdentityName"
+    case identityMissingInAzure = "IdentityMissingInAzure"
+    case clientIdMismatch = "ClientIdMismatch"
+    case kubeletLacksOperator = "KubeletLacksOperator"
+    case roleAssignmentMissing = "RoleAssignmentMissing"
+    case podOutsideBindingNamespace = "PodOutsideBindingNamespace"
+    case foreignNamespacePod = "ForeignNamespacePod"
+    case unmatchedPodLabel = "UnmatchedPodLabel"
+    case noPodsWithSelector = "NoPodsWithSelector"
+    case assignmentStuckCreated = "AssignmentStuckCreated"
+    case podWithoutAssignment = "PodWithoutAssignment"
+    case nmiNotReady = "NMINotReady"
+    case multipleIdentities = "MultipleIdentities"
+    case assignmentForMissingPod = "AssignmentForMissingPod"
 }

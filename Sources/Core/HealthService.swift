@@ -3,23 +3,22 @@ import Foundation
 /// Assignment health as the API shows it.
 public struct HealthService: Sendable {
     let health: any HealthStore
-    let bindings: any BindingStore
+    let database: any Database
     let authorizer: Authorizer
 
-    /// The job that sweeps a cluster now.
-    public static let checkJob = "health.check"
-
     /// Creates the service.
-    public init(health: any HealthStore, bindings: any BindingStore, audit: any AuditStore) {
+    public init(health: any HealthStore, database: any Database) {
         self.health = health
-        self.bindings = bindings
-        self.authorizer = Authorizer(audit: audit)
+        self.database = database
+        self.authorizer = Authorizer(audit: database.audit)
     }
 
     /// The latest check of a binding (`unknown` with no findings before the first sweep).
     public func get(team: String, identity: String, binding name: String, context: CallContext) async throws -> BindingHealth {
         try await authorizer.requireRead(context, team: team, resourceType: "binding", resourceName: "\(identity)/\(name)")
-        guard let binding = try await bindings.binding(team: team, identity: identity, name: name) else { throw DomainError.notFound("binding", name) }
+        guard let binding = try await database.bindings.get(team: team, identity: identity, name: name, lock: .none) else {
+            throw DomainError.notFound("binding", name)
+        }
         return try await health.health(team: team, identity: identity, binding: name)
             ?? BindingHealth(team: team, identity: identity, binding: name, cluster: binding.cluster, status: .unknown, findings: [],
                              observedAt: nil, changedAt: nil)
@@ -28,11 +27,10 @@ public struct HealthService: Sendable {
     /// Queues a sweep of the binding's cluster now (maintainers and admins); the result shows in GET.
     public func check(team: String, identity: String, binding name: String, context: CallContext) async throws -> BindingHealth {
         try await authorizer.requireManage(context, team: team, resourceType: "binding", resourceName: "\(identity)/\(name)")
-        guard let binding = try await bindings.binding(team: team, identity: identity, name: name) else { throw DomainError.notFound("binding", name) }
-        try await bindings.enqueue([NewJob(
-            kind: Self.checkJob, team: nil, resourceType: "cluster", resourceName: binding.cluster, serialKey: "health:\(binding.cluster)",
-            dedupeKey: "health-check:\(binding.cluster)", payload: .object(["cluster": .string(binding.cluster)]), maxAttempts: 3,
-            requestId: context.requestId, resource: "/v1/clusters/\(binding.cluster)")])
+        guard let binding = try await database.bindings.get(team: team, identity: identity, name: name, lock: .none) else {
+            throw DomainError.notFound("binding", name)
+        }
+        try await database.jobs.enqueue(HealthCheck.job(binding.cluster, requestId: context.requestId))
         return try await get(team: team, identity: identity, binding: name, context: context)
     }
 

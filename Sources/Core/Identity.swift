@@ -125,7 +125,7 @@ public struct Identity: Sendable, Equatable, Codable {
     }
 }
 
-/// podid's ownership tags on Azure identities (API-OUTLINE "Naming and ownership").
+/// podid's ownership tags on Azure identities (docs/identities.md describes them).
 public enum IdentityOwnership {
     public static let managedByKey = "podid-managed-by"
     public static let teamKey = "podid-team"
@@ -162,67 +162,6 @@ public struct IdentityPatch: Sendable, Equatable {
         self.grants = grants
         self.deletionPolicy = deletionPolicy
     }
-}
-
-/// What a job observed and did, written to the identity row together with its audit events.
-public struct IdentityStatusUpdate: Sendable, Equatable {
-    public var state: ResourceState?
-    public var message: String?
-    /// Set to record an error; `.some(nil)` clears it.
-    public var lastError: String??
-    public var azure: AzureIdentityInfo?
-    /// Replaces the recorded role assignments.
-    public var assignments: [RecordedAssignment]?
-    /// Replaces the desired tags (adoption keeps the tags the identity already had).
-    public var tags: [String: String]?
-    /// Replaces the location (adoption takes Azure's).
-    public var location: String?
-    /// Marks `generation` as applied; the state becomes `ready` only if it is still the current one.
-    public var observedGeneration: Int64?
-
-    /// Creates an update.
-    public init(state: ResourceState? = nil, message: String? = nil, lastError: String?? = nil, azure: AzureIdentityInfo? = nil,
-                assignments: [RecordedAssignment]? = nil, tags: [String: String]? = nil, location: String? = nil,
-                observedGeneration: Int64? = nil) {
-        self.state = state
-        self.message = message
-        self.lastError = lastError
-        self.azure = azure
-        self.assignments = assignments
-        self.tags = tags
-        self.location = location
-        self.observedGeneration = observedGeneration
-    }
-}
-
-/// Identities in the system of record. Every change writes its audit event(s) and enqueues its
-/// job in the same transaction.
-public protocol IdentityStore: Sendable {
-    /// Inserts an identity and its job; 409 when the name (in the team, or in Azure) is taken or the
-    /// team's `maxIdentities` is reached.
-    func insertIdentity(_ identity: Identity, job: NewJob, audit: AuditDraft) async throws -> Identity
-    /// The identity, if any.
-    func identity(team: String, name: String) async throws -> Identity?
-    /// Identities of a team ordered by name, after the page's position.
-    func identities(team: String, page: PageRequest) async throws -> [Identity]
-    /// The identities of these (team, name) pairs that exist, in one query (a health sweep's).
-    func identities(keys: [IdentityKey]) async throws -> [Identity]
-    /// Replaces the desired state if the generation is still `ifGeneration`, with generation + 1 and
-    /// state `pending`, and enqueues `job`; nil when the generation moved on (or the identity is gone).
-    func replaceIdentity(_ identity: Identity, ifGeneration: Int64, job: NewJob,
-                         audit: @escaping @Sendable (Identity) -> AuditDraft) async throws -> Identity?
-    /// Marks the identity `deleting` (if the generation is still `ifGeneration`), cancels its queued
-    /// jobs and enqueues the delete job; nil when the generation moved on. While it has bindings
-    /// that are not being deleted: 409 naming them, unless `cascade` gives each one's delete job and
-    /// audit event (then they are marked `deleting` in the same transaction).
-    func markDeleting(team: String, name: String, ifGeneration: Int64, job: NewJob,
-                      cascade: (@Sendable (Binding) -> (NewJob, AuditDraft))?,
-                      audit: @escaping @Sendable (Identity) -> AuditDraft) async throws -> Identity?
-    /// Records what a job observed or did, with its audit events; nil when the identity is gone.
-    @discardableResult
-    func updateStatus(team: String, name: String, _ update: IdentityStatusUpdate, audit: [AuditDraft]) async throws -> Identity?
-    /// Deletes the row (the delete job's last step) with its audit events.
-    func deleteIdentity(team: String, name: String, audit: [AuditDraft]) async throws
 }
 
 /// A team's identity by name.

@@ -145,6 +145,23 @@ public enum IdentityRules {
         try policyCheck.throwIfInvalid()
     }
 
+    /// The quota: a team owns at most `policy.maxIdentities` identities.
+    public static func checkQuota(_ team: Team, owned: Int) throws {
+        let limit = team.policy.maxIdentities
+        if owned >= limit {
+            throw DomainError(
+                .conflict,
+                "Team '\(team.name)' has reached its quota: policy.maxIdentities is \(limit) and it owns \(owned) identities. Delete one, or ask an admin to raise maxIdentities.")
+        }
+    }
+
+    /// An identity with bindings (other than ones being deleted) is deleted only with `cascade`.
+    public static func checkDeletion(_ name: String, bindings: [Binding], cascade: Bool) throws {
+        guard !bindings.isEmpty, !cascade else { return }
+        let names = bindings.prefix(10).map { "\($0.name) (cluster \($0.cluster))" }.joined(separator: ", ")
+        throw DomainError(.conflict, "Identity '\(name)' still has \(bindings.count) binding(s): \(names). Delete them first, or DELETE with ?cascade=true to delete them too.")
+    }
+
     static func describe(_ values: [String]) -> String {
         values.isEmpty ? "nothing (an admin sets the team's policy)" : values.joined(separator: ", ")
     }

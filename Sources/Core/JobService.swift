@@ -3,13 +3,13 @@ import Foundation
 /// Jobs as the API shows them: teams see their own, platform roles all; maintainers and admins
 /// may retry a failed job.
 public struct JobService: Sendable {
-    let store: any JobStore
+    let database: any Database
     let authorizer: Authorizer
 
     /// Creates the service.
-    public init(store: any JobStore, audit: any AuditStore) {
-        self.store = store
-        self.authorizer = Authorizer(audit: audit)
+    public init(database: any Database) {
+        self.database = database
+        self.authorizer = Authorizer(audit: database.audit)
     }
 
     /// Jobs matching the filter, newest first; a team token sees only its team's jobs.
@@ -22,12 +22,10 @@ public struct JobService: Sendable {
             }
             filter.team = principal.team
         }
-        if let after = page.after, after.count != 2 || Int64(after[0]) == nil || UUID(uuidString: after[1]) == nil {
-            throw DomainError(.badRequest, "Invalid paging parameters.",
-                              fields: [FieldProblem("cursor", "is not a cursor this list returned; start again without it")])
+        _ = try TimeCursor.position(page)
+        return try await Page.fetch(page, key: { TimeCursor.key(createdAt: $0.createdAt, id: $0.id) }) { [filter] in
+            try await database.jobs.list(filter, page: $0)
         }
-        let fetched = try await store.jobs(filter, page: PageRequest(limit: page.limit + 1, after: page.after))
-        return Page(fetched: fetched, limit: page.limit) { [String(Int64(($0.createdAt.timeIntervalSince1970 * 1_000_000).rounded())), $0.id.uuidString.lowercased()] }
     }
 
     /// One job with its steps.
@@ -48,20 +46,32 @@ public struct JobService: Sendable {
         } else {
             try await authorizer.requireAdmin(context, team: nil, resourceType: "job", resourceName: id)
         }
-        guard job.state == .failed || job.state == .cancelled else {
-            throw DomainError(.conflict, "Job \(id) is \(job.state.rawValue); only a failed or cancelled job can be retried.")
+        return try await database.transaction { tx in
+            guard let current = try await tx.jobs.get(job.id, lock: .update) else { throw DomainError.notFound("job", id) }
+            guard JobRules.isRetryable(current.state) else {
+                throw DomainError(.conflict, "Job \(id) is \(current.state.rawValue); only a failed or cancelled job can be retried.")
+            }
+            let retried = try await tx.jobs.requeue(current.id)
+            // failed ──(retried)──▶ pending, for the resource the job works on.
+            let event = LifecycleEvent.retried(job: current.id)
+            if current.resourceType == "identity", let payload = try? IdentityDelete.payload(of: current),
+               let identity = try await tx.identities.get(team: payload.team, name: payload.identity, lock: .update),
+               identity.state == .failed {
+                _ = try await tx.identities.update(ResourceLifecycle.applying(event, to: identity))
+            } else if current.resourceType == "binding", let payload = try? BindingApply.payload(of: current),
+                      let binding = try await tx.bindings.get(team: payload.team, identity: payload.identity, name: payload.binding, lock: .update),
+                      binding.state == .failed {
+                _ = try await tx.bindings.update(ResourceLifecycle.applying(event, to: binding))
+            }
+            try await tx.audit.append(context.audit("job.retried", team: current.team, resourceType: "job", resourceName: id,
+                                                    details: ["kind": .string(current.kind), "resource": .string(current.resource),
+                                                              "lastError": current.lastError.map(JSONValue.string) ?? .null]))
+            return retried
         }
-        let audit = context.audit("job.retried", team: job.team, resourceType: "job", resourceName: id,
-                                  details: ["kind": .string(job.kind), "resource": .string(job.resource),
-                                            "lastError": job.lastError.map(JSONValue.string) ?? .null])
-        guard let retried = try await store.retryJob(job.id, audit: audit) else {
-            throw DomainError(.conflict, "Job \(id) changed while it was being retried; read it again.")
-        }
-        return retried
     }
 
     func find(_ id: String) async throws -> Job? {
         guard let uuid = UUID(uuidString: id) else { return nil }
-        return try await store.job(uuid)
+        return try await database.jobs.get(uuid, lock: .none)
     }
 }

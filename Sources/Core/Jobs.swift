@@ -183,17 +183,6 @@ public struct JobFilter: Sendable, Equatable {
     }
 }
 
-/// Jobs as the API reads and retries them.
-public protocol JobStore: Sendable {
-    /// Jobs matching `filter`, newest first, after the page's position (`[microseconds since 1970 of createdAt, id]`).
-    func jobs(_ filter: JobFilter, page: PageRequest) async throws -> [Job]
-    /// One job.
-    func job(_ id: UUID) async throws -> Job?
-    /// Queues a failed or cancelled job again with fresh attempts, puts its resource back to
-    /// `pending`, and records the audit event; nil when the job is not failed or cancelled.
-    func retryJob(_ id: UUID, audit: AuditDraft) async throws -> Job?
-}
-
 /// Backoff between attempts: exponential, jittered between half and all of it, and never shorter
 /// than what the upstream asked for (`Retry-After`).
 public enum Backoff {
@@ -202,13 +191,9 @@ public enum Backoff {
                              retryAfter: Duration? = nil,
                              random: (ClosedRange<Double>) -> Double = { Double.random(in: $0) }) -> Duration {
         let exponent = min(max(attempt - 1, 0), 20)
-        let ceiling = min(seconds(cap), seconds(base) * pow(2, Double(exponent)))
+        let ceiling = min(cap.inSeconds, base.inSeconds * pow(2, Double(exponent)))
         let jittered = Duration.milliseconds(Int64(random(0.5...1.0) * ceiling * 1000))
         guard let retryAfter else { return jittered }
         return max(jittered, retryAfter)
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }

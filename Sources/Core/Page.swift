@@ -40,8 +40,33 @@ public struct PageRequest: Sendable, Equatable {
     }
 }
 
+/// The keyset of lists ordered by creation time: `[microseconds since 1970, id]`.
+public enum TimeCursor {
+    /// The cursor key of an item created at `createdAt` with `id`.
+    public static func key(createdAt: Date, id: UUID) -> [String] {
+        [String(Int64((createdAt.timeIntervalSince1970 * 1_000_000).rounded())), id.uuidString.lowercased()]
+    }
+
+    /// The position a page continues after; 400 when the cursor is not one such a list returned.
+    public static func position(_ page: PageRequest) throws -> (micros: Int64, id: UUID)? {
+        guard let after = page.after else { return nil }
+        guard after.count == 2, let micros = Int64(after[0]), let id = UUID(uuidString: after[1]) else {
+            throw DomainError(.badRequest, "Invalid paging parameters.",
+                              fields: [FieldProblem("cursor", "is not a cursor this list returned; start again without it")])
+        }
+        return (micros, id)
+    }
+}
+
 /// A page of results.
 public struct Page<Item: Sendable>: Sendable {
+    /// Fetches one item more than the page holds (the extra one only says there is more) and makes
+    /// the page, with cursors from `key`.
+    public static func fetch(_ page: PageRequest, key: (Item) -> [String],
+                             _ fetch: (PageRequest) async throws -> [Item]) async throws -> Page {
+        Page(fetched: try await fetch(PageRequest(limit: page.limit + 1, after: page.after)), limit: page.limit, key: key)
+    }
+
     /// The items of this page.
     public var items: [Item]
     /// The cursor of the next page, nil on the last page.

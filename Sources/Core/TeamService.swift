@@ -2,13 +2,13 @@ import Foundation
 
 /// Teams: validation, authorization and audited changes.
 public struct TeamService: Sendable {
-    let store: any TeamStore
+    let database: any Database
     let authorizer: Authorizer
 
     /// Creates the service.
-    public init(store: any TeamStore, audit: any AuditStore) {
-        self.store = store
-        self.authorizer = Authorizer(audit: audit)
+    public init(database: any Database) {
+        self.database = database
+        self.authorizer = Authorizer(audit: database.audit)
     }
 
     /// Creates a team (admin).
@@ -23,16 +23,20 @@ public struct TeamService: Sendable {
         let team = Team(
             name: request.name, displayName: request.displayName ?? request.name, contacts: request.contacts ?? [],
             policy: (request.policy ?? TeamPolicyPatch()).applied(to: .empty), version: 1, createdAt: now, updatedAt: now)
-        return try await store.insertTeam(
-            team,
-            audit: context.audit("team.created", team: team.name, resourceType: "team", resourceName: team.name,
-                                 after: .encoding(team)))
+        let event = context.audit("team.created", team: team.name, resourceType: "team", resourceName: team.name)
+        return try await database.transaction { tx in
+            let stored = try await tx.teams.insert(team)
+            var created = event
+            created.after = .encoding(stored)
+            try await tx.audit.append(created)
+            return stored
+        }
     }
 
     /// One team (admins and auditors any, team tokens their own).
     public func get(_ name: String, context: CallContext) async throws -> Team {
         try await authorizer.requireRead(context, team: name, resourceType: "team", resourceName: name)
-        guard let team = try await store.team(named: name) else { throw DomainError.notFound("team", name) }
+        guard let team = try await database.teams.get(name, lock: .none) else { throw DomainError.notFound("team", name) }
         return team
     }
 
@@ -40,8 +44,7 @@ public struct TeamService: Sendable {
     public func list(page: PageRequest, context: CallContext) async throws -> Page<Team> {
         let principal = context.principal
         let only: String? = principal.role.isPlatformRole ? nil : principal.team
-        let fetched = try await store.teams(page: PageRequest(limit: page.limit + 1, after: page.after), only: only)
-        return Page(fetched: fetched, limit: page.limit) { [$0.name] }
+        return try await Page.fetch(page, key: { [$0.name] }) { try await database.teams.list(page: $0, only: only) }
     }
 
     /// Changes a team (admin). `ifMatch` is the version the caller saw, if it sent `If-Match`.
@@ -51,44 +54,35 @@ public struct TeamService: Sendable {
         validator.checkTeamDetails(displayName: patch.displayName, contacts: patch.contacts)
         if let policy = patch.policy { validator.checkPolicy(policy) }
         try validator.throwIfInvalid()
-        // Without If-Match the change applies to whatever is current; a concurrent writer only makes
-        // us read again. With If-Match a concurrent change is the caller's 412.
-        for _ in 0..<5 {
-            guard let current = try await store.team(named: name) else { throw DomainError.notFound("team", name) }
-            if let ifMatch, ifMatch != current.version { throw Self.stale(name) }
+        // The row is locked while it changes: a concurrent writer waits; with If-Match a concurrent
+        // change is the caller's 412.
+        return try await database.transaction { tx in
+            guard let current = try await tx.teams.get(name, lock: .update) else { throw DomainError.notFound("team", name) }
+            try Precondition.check(ifMatch, current: current.version, stale: Self.stale(name))
             var updated = current
             if let displayName = patch.displayName { updated.displayName = displayName }
             if let contacts = patch.contacts { updated.contacts = contacts }
             if let policy = patch.policy { updated.policy = policy.applied(to: current.policy) }
             if updated == current { return current }
             updated.version = current.version + 1
-            updated.updatedAt = Date()
-            let stored = try await store.replaceTeam(updated, ifVersion: current.version) { stored in
-                context.audit("team.updated", team: name, resourceType: "team", resourceName: name,
-                              before: .encoding(current), after: .encoding(stored))
-            }
-            if let stored { return stored }
-            if ifMatch != nil { throw Self.stale(name) }
+            let stored = try await tx.teams.update(updated)
+            try await tx.audit.append(context.audit("team.updated", team: name, resourceType: "team", resourceName: name,
+                                                    before: .encoding(current), after: .encoding(stored)))
+            return stored
         }
-        throw DomainError(.conflict, "Team '\(name)' is changing too often to update; try again.")
     }
 
     /// Deletes a team and its tokens (admin); refused while it owns identities.
     public func delete(_ name: String, ifMatch: Int64?, context: CallContext) async throws {
         try await authorizer.requireAdmin(context, team: name, resourceType: "team", resourceName: name)
-        guard let current = try await store.team(named: name) else { throw DomainError.notFound("team", name) }
-        if let ifMatch, ifMatch != current.version { throw Self.stale(name) }
-        let deleted = try await store.deleteTeam(
-            named: name, ifVersion: current.version,
-            audit: context.audit("team.deleted", team: name, resourceType: "team", resourceName: name,
-                                 before: .encoding(current)))
-        if !deleted {
-            if ifMatch != nil { throw Self.stale(name) }
-            throw DomainError(.conflict, "Team '\(name)' changed while it was being deleted; read it again and retry.")
+        try await database.transaction { tx in
+            guard let current = try await tx.teams.get(name, lock: .update) else { throw DomainError.notFound("team", name) }
+            try Precondition.check(ifMatch, current: current.version, stale: Self.stale(name))
+            try await tx.teams.delete(name)
+            try await tx.audit.append(context.audit("team.deleted", team: name, resourceType: "team", resourceName: name,
+                                                    before: .encoding(current)))
         }
     }
 
-    static func stale(_ name: String) -> DomainError {
-        DomainError(.preconditionFailed, "Team '\(name)' has changed since the ETag in If-Match; read it again and retry.")
-    }
+    static func stale(_ name: String) -> DomainError { Precondition.stale("Team", name) }
 }

@@ -2,15 +2,13 @@ import Foundation
 
 /// Bearer tokens: creation (secret shown once), listing, revocation and lookup.
 public struct TokenService: Sendable {
-    let store: any TokenStore
-    let teams: any TeamStore
+    let database: any Database
     let authorizer: Authorizer
 
     /// Creates the service.
-    public init(store: any TokenStore, teams: any TeamStore, audit: any AuditStore) {
-        self.store = store
-        self.teams = teams
-        self.authorizer = Authorizer(audit: audit)
+    public init(database: any Database) {
+        self.database = database
+        self.authorizer = Authorizer(audit: database.audit)
     }
 
     /// Creates a team token (`maintainer` or `viewer`); admin or a maintainer of the team.
@@ -18,7 +16,7 @@ public struct TokenService: Sendable {
         -> (TokenRecord, secret: String)
     {
         try await authorizer.requireManage(context, team: team, resourceType: "token", resourceName: request.name)
-        guard try await teams.team(named: team) != nil else { throw DomainError.notFound("team", team) }
+        guard try await database.teams.get(team, lock: .none) != nil else { throw DomainError.notFound("team", team) }
         var validator = Validator()
         validator.check(!request.role.isPlatformRole, "role",
                         "a team token's role is 'maintainer' or 'viewer'; 'admin' and 'auditor' tokens are created under /v1/tokens")
@@ -43,7 +41,7 @@ public struct TokenService: Sendable {
     /// Tokens of a team (admin or a maintainer of the team), oldest first.
     public func listTeamTokens(team: String, page: PageRequest, context: CallContext) async throws -> Page<TokenRecord> {
         try await authorizer.requireManage(context, team: team, resourceType: "token", resourceName: nil)
-        guard try await teams.team(named: team) != nil else { throw DomainError.notFound("team", team) }
+        guard try await database.teams.get(team, lock: .none) != nil else { throw DomainError.notFound("team", team) }
         return try await list(team: team, page: page)
     }
 
@@ -80,26 +78,28 @@ public struct TokenService: Sendable {
         let record = TokenRecord(
             id: UUID(), name: request.name, role: request.role, team: team, expiresAt: request.expiresAt,
             createdAt: Date(), createdBy: context.principal.actor)
-        try await store.insertToken(
-            record, secretHash: TokenSecret.hash(secret),
-            audit: context.audit("token.created", team: team, resourceType: "token", resourceName: record.id.uuidString.lowercased(),
-                                 after: .encoding(record)))
+        let event = context.audit("token.created", team: team, resourceType: "token", resourceName: record.id.uuidString.lowercased(),
+                                  after: .encoding(record))
+        try await database.transaction { tx in
+            try await tx.tokens.insert(record, secretHash: TokenSecret.hash(secret))
+            try await tx.audit.append(event)
+        }
         return (record, secret)
     }
 
     private func list(team: String?, page: PageRequest) async throws -> Page<TokenRecord> {
-        let fetched = try await store.tokens(team: team, page: PageRequest(limit: page.limit + 1, after: page.after))
-        return Page(fetched: fetched, limit: page.limit) {
-            [String(Int64(($0.createdAt.timeIntervalSince1970 * 1_000_000).rounded())), $0.id.uuidString.lowercased()]
+        _ = try TimeCursor.position(page)
+        return try await Page.fetch(page, key: { TimeCursor.key(createdAt: $0.createdAt, id: $0.id) }) {
+            try await database.tokens.list(team: team, page: $0)
         }
     }
 
     private func delete(team: String?, id: String, context: CallContext) async throws {
         guard let uuid = UUID(uuidString: id) else { throw DomainError.notFound("token", id) }
-        let deleted = try await store.deleteToken(id: uuid, team: team) { record in
-            context.audit("token.deleted", team: team, resourceType: "token", resourceName: uuid.uuidString.lowercased(),
-                          before: .encoding(record))
+        try await database.transaction { tx in
+            guard let record = try await tx.tokens.delete(id: uuid, team: team) else { throw DomainError.notFound("token", id) }
+            try await tx.audit.append(context.audit("token.deleted", team: team, resourceType: "token", resourceName: uuid.uuidString.lowercased(),
+                                                    before: .encoding(record)))
         }
-        if deleted == nil { throw DomainError.notFound("token", id) }
     }
 }

@@ -363,10 +363,10 @@ public struct APIHandler: APIProtocol {
 
     public func getManifests(_ input: Operations.GetManifests.Input) async throws -> Operations.GetManifests.Output {
         let context = try RequestInfo.context()
-        let text = try await bindings.manifests(
+        let export = try await bindings.manifests(
             team: input.path.team, identity: input.path.identity, cluster: input.query.cluster, namespace: input.query.namespace,
             context: context)
-        return .ok(.init(body: .yaml(HTTPBody(text))))
+        return .ok(.init(body: .yaml(HTTPBody(ManifestsYAML.render(export)))))
     }
 
     // MARK: audit

@@ -151,7 +151,7 @@ public struct MigrationRunner: Sendable {
                         }
                     }
                     let elapsed = ContinuousClock.now - started
-                    let ms = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+                    let ms = Int(elapsed.inMilliseconds)
                     try await connection.query(
                         "INSERT INTO schema_migrations (version, file_name, checksum, duration_ms) VALUES (\(migration.version), \(migration.fileName), \(migration.checksum), \(ms))",
                         logger: logger)

@@ -5,11 +5,11 @@ import PostgresNIO
 
 /// The audit log in PostgreSQL: queries, exports, the sealer of the hash chain, its verification,
 /// and pruning (as the owner).
-public struct PostgresAuditLog: AuditLog {
-    let database: PostgresDatabase
+public struct PostgresAuditLog: AuditLog, AuditSealing {
+    let database: PostgresPool
 
     /// Creates the log.
-    public init(database: PostgresDatabase) {
+    public init(database: PostgresPool) {
         self.database = database
     }
 
@@ -189,7 +189,12 @@ public struct PostgresAuditLog: AuditLog {
 
     /// Seals up to `limit` committed events in one transaction, continuing the chain; 0 when there
     /// was nothing to seal or another replica holds the sealer's lock.
-    public func sealPending(limit: Int = 1000) async throws -> Int {
+    public func sealPending() async throws -> Int {
+        try await sealPending(limit: 1000)
+    }
+
+    /// Seals up to `limit` committed events (see `sealPending()`).
+    public func sealPending(limit: Int) async throws -> Int {
         try await database.transaction { connection in
             let locked = try await connection.query("SELECT pg_try_advisory_xact_lock(\(Self.sealerLock))", logger: database.logger)
                 .collect()[0].decode(Bool.self)

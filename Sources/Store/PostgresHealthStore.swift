@@ -4,10 +4,10 @@ import PostgresNIO
 
 /// Binding health in PostgreSQL.
 public struct PostgresHealthStore: HealthStore {
-    let database: PostgresDatabase
+    let database: PostgresPool
 
     /// Creates the store.
-    public init(database: PostgresDatabase) {
+    public init(database: PostgresPool) {
         self.database = database
     }
 
@@ -87,7 +87,7 @@ public struct PostgresHealthStore: HealthStore {
                      AS r(team, identity, binding, cluster, status, previous, findings, observed_at)
                 """, logger: self.database.logger)
             for index in changed {
-                try await connection.insertAudit(audit(results[index], previous[index] ?? nil), logger: self.database.logger)
+                try await PostgresAuditRows(executor: Executor(connection: connection, logger: self.database.logger)).append(audit(results[index], previous[index] ?? nil))
             }
         }
     }

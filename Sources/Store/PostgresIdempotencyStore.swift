@@ -5,10 +5,10 @@ import PostgresNIO
 /// Idempotency keys in PostgreSQL. A key is kept for 24 hours; a claim whose request never finished
 /// (the process died) is released after 5 minutes.
 public struct PostgresIdempotencyStore: IdempotencyStore {
-    let database: PostgresDatabase
+    let database: PostgresPool
 
     /// Creates the store.
-    public init(database: PostgresDatabase) {
+    public init(database: PostgresPool) {
         self.database = database
     }
 

@@ -9,15 +9,15 @@ import PostgresNIO
 /// it causes commit together, and sends `NOTIFY podid_jobs` (delivered at commit). Workers claim
 /// with `FOR UPDATE SKIP LOCKED`; the partial unique index on running serial keys makes two jobs of
 /// one resource never run at once, even when two workers race for them.
-public final class PostgresJobQueue: JobQueue, JobStore {
+public final class PostgresJobQueue: JobQueue {
     /// The notification channel.
     public static let channel = "podid_jobs"
 
-    let database: PostgresDatabase
+    public let database: PostgresPool
     let notifications: NotificationBox
 
     /// Creates the queue.
-    public init(database: PostgresDatabase) {
+    public init(database: PostgresPool) {
         self.database = database
         self.notifications = NotificationBox()
     }
@@ -65,24 +65,10 @@ public final class PostgresJobQueue: JobQueue, JobStore {
         JSONValue.encoding(steps).canonicalText
     }
 
-    /// Enqueues a job inside the caller's transaction; a queued job with the same dedupe key takes
-    /// this one's payload instead (and runs no later than it would have). Returns the job's id.
+    /// Enqueues a job inside the caller's transaction (see `PostgresJobRows.enqueue`).
     @discardableResult
     public static func enqueue(_ job: NewJob, on connection: PostgresConnection, logger: Logger) async throws -> UUID {
-        let rows = try await connection.query(
-            """
-            INSERT INTO jobs (id, kind, team, resource_type, resource_name, serial_key, dedupe_key, payload, max_attempts, request_id,
-                              resource)
-            VALUES (\(UUID()), \(job.kind), \(job.team), \(job.resourceType), \(job.resourceName), \(job.serialKey),
-                    \(job.dedupeKey), \(job.payload.canonicalText)::jsonb, \(job.maxAttempts), \(job.requestId), \(job.resource))
-            ON CONFLICT (dedupe_key) WHERE state = 'queued' AND dedupe_key IS NOT NULL
-            DO UPDATE SET payload = EXCLUDED.payload, run_at = least(jobs.run_at, now()), updated_at = now(),
-                          request_id = EXCLUDED.request_id
-            RETURNING id
-            """, logger: logger
-        ).collect()
-        try await connection.query("SELECT pg_notify(\(channel), '')", logger: logger)
-        return try rows[0].decode(UUID.self)
+        try await PostgresJobRows(executor: Executor(connection: connection, logger: logger)).enqueue(job)
     }
 
     public func claim(worker: String, lease: Duration) async throws -> Job? {
@@ -93,7 +79,7 @@ public final class PostgresJobQueue: JobQueue, JobStore {
                 let rows = try await database.rows(
                     """
                     UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = \(worker),
-                           lease_expires_at = now() + \(Self.seconds(lease)) * interval '1 second', updated_at = now()
+                           lease_expires_at = now() + \(lease.inSeconds) * interval '1 second', updated_at = now()
                     WHERE id = (
                         SELECT id FROM jobs AS candidate
                         WHERE candidate.state = 'queued' AND candidate.run_at <= now()
@@ -115,7 +101,7 @@ public final class PostgresJobQueue: JobQueue, JobStore {
     public func heartbeat(_ id: UUID, worker: String, lease: Duration, steps: [JobStep]) async throws -> Bool {
         try await !database.rows(
             """
-            UPDATE jobs SET lease_expires_at = now() + \(Self.seconds(lease)) * interval '1 second', updated_at = now(),
+            UPDATE jobs SET lease_expires_at = now() + \(lease.inSeconds) * interval '1 second', updated_at = now(),
                    steps = \(Self.stepsText(steps))::jsonb
             WHERE id = \(id) AND state = 'running' AND lease_owner = \(worker)
             RETURNING id
@@ -163,51 +149,6 @@ public final class PostgresJobQueue: JobQueue, JobStore {
         ).count
     }
 
-    public func retryJob(_ id: UUID, audit: AuditDraft) async throws -> Job? {
-        let job: Job? = try await database.transaction { connection in
-            let rows = try await connection.query(
-                """
-                UPDATE jobs SET state = 'queued', attempts = 0, run_at = now(), finished_at = NULL, updated_at = now()
-                WHERE id = \(id) AND state IN ('failed', 'cancelled')
-                RETURNING \(unescaped: Self.columns)
-                """, logger: self.database.logger
-            ).collect()
-            guard let row = rows.first else { return nil }
-            let job = try Self.decode(row)
-            if job.resourceType == "identity", let team = job.team {
-                // failed ──(retry)──▶ pending
-                try await connection.query(
-                    """
-                    UPDATE identities SET state = 'pending', message = 'waiting for a worker to retry job ' || \(id.uuidString.lowercased()),
-                           updated_at = now()
-                    WHERE team = \(team) AND name = \(job.resourceName) AND state = 'failed'
-                    """, logger: self.database.logger)
-            }
-            try await connection.insertAudit(audit, logger: self.database.logger)
-            try await connection.query("SELECT pg_notify(\(Self.channel), '')", logger: self.database.logger)
-            return job
-        }
-        return job
-    }
-
-    public func jobs(_ filter: JobFilter, page: PageRequest) async throws -> [Job] {
-        let afterMicros = page.after.flatMap { Int64($0[0]) }
-        let afterId = page.after.flatMap { UUID(uuidString: $0[1]) }
-        return try await database.rows(
-            """
-            SELECT \(unescaped: Self.columns) FROM jobs
-            WHERE (\(filter.team)::text IS NULL OR team = \(filter.team))
-              AND (\(filter.state?.rawValue)::text IS NULL OR state = \(filter.state?.rawValue))
-              AND (\(filter.kind)::text IS NULL OR kind = \(filter.kind))
-              AND (\(filter.resource)::text IS NULL OR resource = \(filter.resource))
-              AND (\(afterMicros)::bigint IS NULL
-                   OR (created_at, id) < (timestamptz 'epoch' + \(afterMicros)::bigint * interval '1 microsecond', \(afterId)::uuid))
-            ORDER BY created_at DESC, id DESC
-            LIMIT \(page.limit)
-            """
-        ).map(Self.decode)
-    }
-
     public func stats() async throws -> JobQueueStats {
         let rows = try await database.rows(
             """
@@ -222,10 +163,6 @@ public final class PostgresJobQueue: JobQueue, JobStore {
             oldest = max(oldest, age)
         }
         return JobQueueStats(queuedByKind: byKind, oldestDueAgeSeconds: oldest)
-    }
-
-    public func job(_ id: UUID) async throws -> Job? {
-        try await database.rows("SELECT \(unescaped: Self.columns) FROM jobs WHERE id = \(id)").first.map(Self.decode)
     }
 
     public func notificationCount() async -> Int {
@@ -260,10 +197,6 @@ public final class PostgresJobQueue: JobQueue, JobStore {
             }
         }
     }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
 }
 
 /// Counts the notifications received.
@@ -272,5 +205,73 @@ actor NotificationBox {
 
     func signal() {
         count += 1
+    }
+}
+
+/// Jobs as changes enqueue, cancel and retry them, in the caller's transaction.
+///
+/// Enqueueing sends `NOTIFY podid_jobs`, which PostgreSQL delivers at commit: a worker wakes when
+/// the change that caused the job is visible.
+struct PostgresJobRows: JobRows {
+    let executor: Executor
+
+    func enqueue(_ job: NewJob) async throws -> UUID {
+        let rows = try await executor.rows(
+            """
+            INSERT INTO jobs (id, kind, team, resource_type, resource_name, serial_key, dedupe_key, payload, max_attempts, request_id,
+                              resource)
+            VALUES (\(UUID()), \(job.kind), \(job.team), \(job.resourceType), \(job.resourceName), \(job.serialKey),
+                    \(job.dedupeKey), \(job.payload.canonicalText)::jsonb, \(job.maxAttempts), \(job.requestId), \(job.resource))
+            ON CONFLICT (dedupe_key) WHERE state = 'queued' AND dedupe_key IS NOT NULL
+            DO UPDATE SET payload = EXCLUDED.payload, run_at = least(jobs.run_at, now()), updated_at = now(),
+                          request_id = EXCLUDED.request_id
+            RETURNING id
+            """)
+        try await executor.rows("SELECT pg_notify(\(PostgresJobQueue.channel), '')")
+        return try rows[0].decode(UUID.self)
+    }
+
+    func cancel(dedupeKey: String, states: Set<JobState>, reason: String) async throws {
+        try await executor.rows(
+            """
+            UPDATE jobs SET state = 'cancelled', finished_at = now(), updated_at = now(), last_error = \(reason)
+            WHERE dedupe_key = \(dedupeKey) AND state = ANY(\(states.map(\.rawValue).sorted())::text[])
+            """)
+    }
+
+    func get(_ id: UUID, lock: RowLock) async throws -> Job? {
+        try await executor.rows(
+            "SELECT \(unescaped: PostgresJobQueue.columns) FROM jobs WHERE id = \(id)\(unescaped: Executor.clause(lock))"
+        ).first.map(PostgresJobQueue.decode)
+    }
+
+    func requeue(_ id: UUID) async throws -> Job {
+        let rows = try await executor.rows(
+            """
+            UPDATE jobs SET state = 'queued', attempts = 0, run_at = now(), finished_at = NULL, updated_at = now()
+            WHERE id = \(id)
+            RETURNING \(unescaped: PostgresJobQueue.columns)
+            """)
+        guard let row = rows.first else { throw DomainError.notFound("job", id.uuidString.lowercased()) }
+        try await executor.rows("SELECT pg_notify(\(PostgresJobQueue.channel), '')")
+        return try PostgresJobQueue.decode(row)
+    }
+
+    func list(_ filter: JobFilter, page: PageRequest) async throws -> [Job] {
+        let afterMicros = page.after.flatMap { Int64($0[0]) }
+        let afterId = page.after.flatMap { UUID(uuidString: $0[1]) }
+        return try await executor.rows(
+            """
+            SELECT \(unescaped: PostgresJobQueue.columns) FROM jobs
+            WHERE (\(filter.team)::text IS NULL OR team = \(filter.team))
+              AND (\(filter.state?.rawValue)::text IS NULL OR state = \(filter.state?.rawValue))
+              AND (\(filter.kind)::text IS NULL OR kind = \(filter.kind))
+              AND (\(filter.resource)::text IS NULL OR resource = \(filter.resource))
+              AND (\(afterMicros)::bigint IS NULL
+                   OR (created_at, id) < (timestamptz 'epoch' + \(afterMicros)::bigint * interval '1 microsecond', \(afterId)::uuid))
+            ORDER BY created_at DESC, id DESC
+            LIMIT \(page.limit)
+            """
+        ).map(PostgresJobQueue.decode)
     }
 }

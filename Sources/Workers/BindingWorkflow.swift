@@ -5,84 +5,57 @@ import Logging
 /// The binding jobs: apply the AzureIdentity and the AzureIdentityBinding, or remove them. podid
 /// changes or deletes only objects whose labels say they are podid's for this binding; anything
 /// else at a computed name fails the binding with a message naming the object and its labels.
-public struct BindingWorkflow: JobHandler {
-    let bindings: any BindingStore
-    let identities: any IdentityStore
-    let clusters: any ClusterStore
+public struct BindingWorkflow: Reconciler {
+    let database: any Database
     let connector: any KubernetesConnector
-    let logger: Logger
+    public let logger: Logger
 
     /// Creates the workflow.
-    public init(bindings: any BindingStore, identities: any IdentityStore, clusters: any ClusterStore,
-                connector: any KubernetesConnector, logger: Logger) {
-        self.bindings = bindings
-        self.identities = identities
-        self.clusters = clusters
+    public init(database: any Database, connector: any KubernetesConnector, logger: Logger) {
+        self.database = database
         self.connector = connector
         self.logger = logger
     }
 
-    public func run(_ job: Job, progress: JobProgress) async throws {
-        guard let team = job.payload.at("team")?.stringValue, let identityName = job.payload.at("identity")?.stringValue,
-              let name = job.payload.at("binding")?.stringValue
-        else { throw DomainError(.validation, "job \(job.id) has no team, identity and binding in its payload") }
-        guard let binding = try await bindings.binding(team: team, identity: identityName, name: name) else {
-            await progress.record(JobStep(name: "binding.read", outcome: "skipped", details: ["reason": "the binding no longer exists"]))
-            return
-        }
-        if binding.state == .deleting {
-            try await delete(binding, job: job, progress: progress)
-        } else if job.kind == BindingJobs.delete {
-            await progress.record(JobStep(name: "binding.read", outcome: "skipped", details: ["reason": "the binding is not being deleted"]))
-        } else {
-            try await apply(binding, job: job, progress: progress)
-        }
+    public var kinds: [any JobKind.Type] { [BindingApply.self, BindingDelete.self] }
+    public static let noun = "binding"
+    public static let deleteKind: any JobKind.Type = BindingDelete.self
+
+    public static func payload(of job: Job) throws -> BindingJobPayload { try BindingApply.payload(of: job) }
+
+    public func load(_ payload: BindingJobPayload) async throws -> Binding? {
+        try await database.bindings.get(team: payload.team, identity: payload.identity, name: payload.binding, lock: .none)
     }
 
-    public func attemptFailed(_ job: Job, message: String, final: Bool, retryAt: Date?) async {
-        guard let team = job.payload.at("team")?.stringValue, let identity = job.payload.at("identity")?.stringValue,
-              let name = job.payload.at("binding")?.stringValue,
-              let binding = try? await bindings.binding(team: team, identity: identity, name: name)
-        else { return }
-        let update: BindingStatusUpdate
-        var audit: [AuditDraft] = []
-        let id = job.id.uuidString.lowercased()
-        if final {
-            update = BindingStatusUpdate(state: .failed, message: "job \(id) failed; fix the cause, then POST /v1/jobs/\(id)/retry",
-                                         lastError: .some(message))
-            audit.append(event("binding.failed", outcome: .failure, binding, job: job, details: ["error": .string(message)]))
-        } else {
-            update = BindingStatusUpdate(
-                message: "attempt \(job.attempts) of \(job.maxAttempts) failed; retrying\(retryAt.map { " at \(Timestamp.format($0))" } ?? "")",
-                lastError: .some(message))
-        }
-        do {
-            try await bindings.updateBindingStatus(binding, update, audit: audit)
-        } catch {
-            logger.warning("recording a binding job failure failed", metadata: ["error": "\(error)", "binding": "\(binding.path)"])
-        }
+    public func record(_ event: LifecycleEvent, payload: BindingJobPayload, audit: [AuditDraft]) async throws {
+        guard let binding = try await load(payload) else { return }
+        try await database.recordBinding(binding, event, audit: audit)
+    }
+
+    public func failureEvent(payload: BindingJobPayload, job: Job, message: String) -> AuditDraft {
+        jobEvent("binding.failed", outcome: .failure, job: job, team: payload.team, resourceType: "binding",
+                 resourceName: "\(payload.identity)/\(payload.binding)", details: ["error": .string(message)])
     }
 
     // MARK: apply
 
-    func apply(_ start: Binding, job: Job, progress: JobProgress) async throws {
+    public func reconcile(_ start: Binding, job: Job, progress: JobProgress) async throws {
         var binding = start
         let generation = binding.generation
-        guard let identity = try await identities.identity(team: binding.team, name: binding.identity) else { return }
+        guard let identity = try await database.identities.get(team: binding.team, name: binding.identity, lock: .none) else { return }
         guard identity.state != .deleting, let clientId = identity.clientId, let resourceId = identity.resourceId else {
             // Not a busy retry: the identity's job queues this binding again when it is ready.
-            try await bindings.updateBindingStatus(binding, BindingStatusUpdate(
-                state: .pending, message: "waiting for identity '\(identity.name)' to be ready (it is \(identity.state.rawValue))"), audit: [])
+            try await database.recordBinding(binding, .waiting(
+                message: "waiting for identity '\(identity.name)' to be ready (it is \(identity.state.rawValue))"))
             await progress.record(JobStep(name: "identity.ready", outcome: "skipped",
                                           details: ["reason": "identity is \(identity.state.rawValue); its job queues this binding when it is ready"]))
             return
         }
-        guard let cluster = try await clusters.cluster(named: binding.cluster) else {
+        guard let cluster = try await database.clusters.get(binding.cluster, lock: .none) else {
             throw DomainError(.conflict, "Cluster '\(binding.cluster)' no longer exists.")
         }
-        guard let working = try await bindings.updateBindingStatus(binding, BindingStatusUpdate(
-            state: .provisioning, message: "applying generation \(generation) in cluster \(cluster.name) (job \(job.id.uuidString.lowercased()), attempt \(job.attempts))"),
-            audit: [])
+        guard let working = try await database.recordBinding(binding, .started(
+            message: "applying generation \(generation) in cluster \(cluster.name) (job \(job.id.uuidString.lowercased()), attempt \(job.attempts))"))
         else { return }
         binding = working
         let gateway = try await connector.gateway(for: cluster)
@@ -102,10 +75,11 @@ public struct BindingWorkflow: JobHandler {
                              return current.azureIdentity == bindingObject.azureIdentity && current.selector == bindingObject.selector
                                  && current.legacyKeys.isEmpty
                          }, details: ["selector": .string(binding.selector), "azureIdentity": .string(bindingObject.azureIdentity)])
-        try await bindings.updateBindingStatus(binding, BindingStatusUpdate(
-            message: "ready: pods labelled aadpodidbinding=\(binding.selector) receive identity '\(identity.name)' (clientId \(clientId))",
-            lastError: .some(nil), appliedClientId: clientId, observedGeneration: generation),
-            audit: [event("binding.ready", binding, job: job, details: ["generation": .number(Double(generation)), "clientId": .string(clientId)])])
+        try await database.recordBinding(
+            binding, .applied(generation: generation,
+                              message: "ready: pods labelled aadpodidbinding=\(binding.selector) receive identity '\(identity.name)' (clientId \(clientId))"),
+            audit: [event("binding.ready", binding, job: job, details: ["generation": .number(Double(generation)), "clientId": .string(clientId)])],
+            change: { $0.appliedClientId = clientId })
     }
 
     /// Applies `object` unless it is already as wanted; refuses an object at that name that is not podid's.
@@ -130,7 +104,7 @@ public struct BindingWorkflow: JobHandler {
         eventDetails["uid"] = applied.uid.map(JSONValue.string) ?? .null
         eventDetails["resourceVersion"] = applied.resourceVersion.map(JSONValue.string) ?? .null
         eventDetails["created"] = .bool(existing == nil)
-        try await bindings.updateBindingStatus(binding, BindingStatusUpdate(), audit: [event(action, binding, job: job, details: eventDetails)])
+        try await database.recordBinding(binding, audit: [event(action, binding, job: job, details: eventDetails)])
         await progress.record(JobStep(name: "\(kind.kind).apply", outcome: "succeeded",
                                       details: ["name": name, "namespace": binding.namespace, "uid": applied.uid ?? ""]))
     }
@@ -142,14 +116,14 @@ public struct BindingWorkflow: JobHandler {
 
     // MARK: delete
 
-    func delete(_ binding: Binding, job: Job, progress: JobProgress) async throws {
+    public func delete(_ binding: Binding, job: Job, progress: JobProgress) async throws {
         var audit: [AuditDraft] = []
-        if let cluster = try await clusters.cluster(named: binding.cluster) {
+        if let cluster = try await database.clusters.get(binding.cluster, lock: .none) {
             let gateway = try await connector.gateway(for: cluster)
             try await remove(.azureIdentityBinding, name: binding.bindingObjectName, binding: binding, includingBinding: true,
                              gateway: gateway, job: job, progress: progress, into: &audit)
             // The AzureIdentity is shared by the identity's bindings in this cluster and namespace.
-            let siblings = try await bindings.siblings(of: binding)
+            let siblings = try await database.bindings.siblings(of: binding)
             if siblings.isEmpty {
                 try await remove(.azureIdentity, name: binding.azureIdentityObjectName, binding: binding, includingBinding: false,
                                  gateway: gateway, job: job, progress: progress, into: &audit)
@@ -159,8 +133,7 @@ public struct BindingWorkflow: JobHandler {
             }
         }
         audit.append(event("binding.removed", binding, job: job, details: ["cluster": .string(binding.cluster), "namespace": .string(binding.namespace)]))
-        try await bindings.deleteBinding(binding, audit: audit,
-                                         identityDeletion: IdentityJobs.deletion(team: binding.team, name: binding.identity, requestId: job.requestId))
+        try await BindingService.finishDeletion(binding, in: database, audit: audit, requestId: job.requestId)
     }
 
     func remove(_ kind: KubeKind, name: String, binding: Binding, includingBinding: Bool, gateway: any KubernetesGateway, job: Job,
@@ -185,31 +158,32 @@ public struct BindingWorkflow: JobHandler {
     }
 
     func event(_ action: String, outcome: AuditOutcome = .success, _ binding: Binding, job: Job, details: [String: JSONValue] = [:]) -> AuditDraft {
-        var details = details
-        details["jobKind"] = .string(job.kind)
-        return AuditDraft(actor: "podid", actorTeam: nil, action: action, outcome: outcome, team: binding.team, resourceType: "binding",
-                          resourceName: "\(binding.identity)/\(binding.name)", requestId: job.requestId, jobId: job.id, details: details)
+        jobEvent(action, outcome: outcome, job: job, team: binding.team, resourceType: "binding",
+                 resourceName: "\(binding.identity)/\(binding.name)", details: details)
     }
 }
 
 /// The cluster connection check: reachable, CRDs served, podid's permissions. It reports rather
 /// than retries: an unreachable cluster is a status, not a failed job.
 public struct ClusterCheckWorkflow: JobHandler {
-    let clusters: any ClusterStore
+    let database: any Database
     let connector: any KubernetesConnector
 
     /// Creates the workflow.
-    public init(clusters: any ClusterStore, connector: any KubernetesConnector) {
-        self.clusters = clusters
+    public init(database: any Database, connector: any KubernetesConnector) {
+        self.database = database
         self.connector = connector
     }
 
+    public var kinds: [any JobKind.Type] { [ClusterCheck.self] }
+
     public func run(_ job: Job, progress: JobProgress) async throws {
-        guard let name = job.payload.at("cluster")?.stringValue, let cluster = try await clusters.cluster(named: name) else { return }
+        let name = try ClusterCheck.payload(of: job).cluster
+        guard let cluster = try await database.clusters.get(name, lock: .none) else { return }
         let status = await Self.check(cluster, connector: connector)
         await progress.record(JobStep(name: "cluster.check", outcome: status.reachable ? "succeeded" : "failed", details: ["message": status.message]))
-        try await clusters.recordStatus(
-            cluster: name, status,
+        try await database.recordClusterStatus(
+            name, status,
             audit: AuditDraft(actor: "podid", actorTeam: nil, action: "cluster.checked", outcome: status.reachable && status.crdsServed ? .success : .failure,
                               team: nil, resourceType: "cluster", resourceName: name, requestId: job.requestId, jobId: job.id,
                               details: ["reachable": .bool(status.reachable), "crdsServed": .bool(status.crdsServed), "message": .string(status.message)]))

@@ -9,10 +9,7 @@ import ServiceLifecycle
 /// resource group in Azure, then every binding of the cluster evaluated. Cost O(pods + assignments +
 /// bindings), never a request per binding. podid's own objects that drifted are re-applied.
 public struct HealthSweeper: Sendable {
-    let clusters: any ClusterStore
-    let bindings: any BindingStore
-    let identities: any IdentityStore
-    let teams: any TeamStore
+    let database: any Database
     let health: any HealthStore
     let connector: any KubernetesConnector
     let azure: any AzureGateway
@@ -24,14 +21,10 @@ public struct HealthSweeper: Sendable {
     public static let managedIdentityOperator = "f1a07417-d97a-45cb-824c-7a7467783830"
 
     /// Creates the sweeper.
-    public init(clusters: any ClusterStore, bindings: any BindingStore, identities: any IdentityStore, teams: any TeamStore,
-                health: any HealthStore, connector: any KubernetesConnector, azure: any AzureGateway, logger: Logger,
+    public init(database: any Database, health: any HealthStore, connector: any KubernetesConnector, azure: any AzureGateway, logger: Logger,
                 stuckAfter: TimeInterval = HealthEvaluator.stuckAfter) {
         self.stuckAfter = stuckAfter
-        self.clusters = clusters
-        self.bindings = bindings
-        self.identities = identities
-        self.teams = teams
+        self.database = database
         self.health = health
         self.connector = connector
         self.azure = azure
@@ -42,7 +35,7 @@ public struct HealthSweeper: Sendable {
     @discardableResult
     public func sweep(cluster name: String) async throws -> Bool {
         try await health.withSweepLock(cluster: name) {
-            guard let cluster = try await clusters.cluster(named: name) else { return }
+            guard let cluster = try await database.clusters.get(name, lock: .none) else { return }
             try await sweep(cluster)
         }
     }
@@ -50,16 +43,16 @@ public struct HealthSweeper: Sendable {
     func sweep(_ cluster: Cluster) async throws {
         let started = ContinuousClock.now
         let observed = await observe(cluster)
-        let bound = try await bindings.bindings(cluster: cluster.name)
+        let bound = try await database.bindings.list(cluster: cluster.name)
         // One query for the identities of every binding, one per team for the policies.
         let keys = Array(Set(bound.map { IdentityKey(team: $0.team, name: $0.identity) }))
         var identityCache: [String: Identity] = [:]
-        for identity in try await identities.identities(keys: keys) {
+        for identity in try await database.identities.list(keys: keys) {
             identityCache["\(identity.team)/\(identity.name)"] = identity
         }
         var policyCache: [String: TeamPolicy] = [:]
         for team in Set(bound.map(\.team)) {
-            if let found = try await teams.team(named: team) { policyCache[team] = found.policy }
+            if let found = try await database.teams.get(team, lock: .none) { policyCache[team] = found.policy }
         }
         let azureState = await observeAzure(Array(identityCache.values), cluster: cluster)
         var byStatus: [HealthStatus: Int] = [:]
@@ -89,7 +82,7 @@ public struct HealthSweeper: Sendable {
         }
         publish(cluster: cluster.name, byStatus: byStatus, byCode: byCode, assignments: observed.assignments)
         let elapsed = ContinuousClock.now - started
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.inSeconds
         Gauge(label: "podid_health_sweep_seconds", dimensions: [("cluster", cluster.name)]).record(seconds)
         Counter(label: "podid_health_sweeps_total", dimensions: [("cluster", cluster.name)]).increment()
         Gauge(label: "podid_health_swept_pods", dimensions: [("cluster", cluster.name)]).record(observed.labelledPods.count)
@@ -169,20 +162,20 @@ public struct HealthSweeper: Sendable {
         let codes = Set(findings.map(\.code))
         guard binding.state == .ready, let clientId = identity.clientId, let resourceId = identity.resourceId else { return }
         var repairs: [(KubeKind, JSONValue, String, String)] = []
-        if codes.contains("AzureIdentityMissing") || codes.contains("AzureIdentityChanged") {
+        if codes.contains(FindingCode.azureIdentityMissing.rawValue) || codes.contains(FindingCode.azureIdentityChanged.rawValue) {
             repairs.append((.azureIdentity, binding.azureIdentityObject(resourceID: resourceId, clientID: clientId).json,
-                            binding.azureIdentityObjectName, codes.contains("AzureIdentityMissing") ? "deleted" : "changed"))
+                            binding.azureIdentityObjectName, codes.contains(FindingCode.azureIdentityMissing.rawValue) ? "deleted" : "changed"))
         }
-        if codes.contains("AzureIdentityBindingMissing") || codes.contains("AzureIdentityBindingChanged") {
+        if codes.contains(FindingCode.azureIdentityBindingMissing.rawValue) || codes.contains(FindingCode.azureIdentityBindingChanged.rawValue) {
             repairs.append((.azureIdentityBinding, binding.bindingObject.json, binding.bindingObjectName,
-                            codes.contains("AzureIdentityBindingMissing") ? "deleted" : "changed"))
+                            codes.contains(FindingCode.azureIdentityBindingMissing.rawValue) ? "deleted" : "changed"))
         }
         guard !repairs.isEmpty else { return }
         do {
             let gateway = try await connector.gateway(for: cluster)
             for (kind, object, name, why) in repairs {
                 let applied = try await gateway.apply(kind, object, force: true)
-                try await bindings.updateBindingStatus(binding, BindingStatusUpdate(), audit: [
+                try await database.recordBinding(binding, audit: [
                     AuditDraft(actor: "podid", actorTeam: nil, action: "k8s.\(kind.kind.lowercased()).reapplied", outcome: .success, team: binding.team,
                                resourceType: "binding", resourceName: "\(binding.identity)/\(binding.name)", requestId: nil,
                                details: ["cluster": .string(cluster.name), "namespace": .string(binding.namespace), "object": .string(name),
@@ -203,63 +196,32 @@ public struct HealthSweeper: Sendable {
         for state in ["Created", "Assigned", "Unassigned", "Unknown"] {
             Gauge(label: "podid_health_assignments", dimensions: [("cluster", cluster), ("state", state)]).record(states[state] ?? 0)
         }
-        for code in HealthCodes.all {
+        for code in FindingCode.allCases.map(\.rawValue) {
             Gauge(label: "podid_health_findings", dimensions: [("cluster", cluster), ("code", code)]).record(byCode[code] ?? 0)
         }
     }
 }
 
-/// Every finding code (docs/health.md describes each).
-public enum HealthCodes {
-    public static let all = [
-        "ClusterUnreachable", "CRDsNotServed", "BindingNotApplied", "MICNotRunning", "AzureIdentityMissing", "AzureIdentityChanged",
-        "AzureIdentityNotPodids", "AzureIdentityBindingMissing", "AzureIdentityBindingChanged", "AzureIdentityBindingNotPodids", "LegacyKeys",
-        "DuplicateAzureIdentityName", "IdentityMissingInAzure", "ClientIdMismatch", "KubeletLacksOperator", "RoleAssignmentMissing", "PodOutsideBindingNamespace",
-        "ForeignNamespacePod", "UnmatchedPodLabel", "NoPodsWithSelector", "AssignmentStuckCreated", "PodWithoutAssignment", "NMINotReady", "MultipleIdentities",
-        "AssignmentForMissingPod",
-    ]
-}
-
 /// Sweeps every cluster every `interval` (`PODID_HEALTH_INTERVAL`) and prunes old history.
-public struct HealthScheduler: Service {
-    let sweeper: HealthSweeper
-    let clusters: any ClusterStore
-    let health: any HealthStore
-    let interval: Duration
-    let historyDays: Int
-    let logger: Logger
-
-    /// Creates the scheduler.
-    public init(sweeper: HealthSweeper, clusters: any ClusterStore, health: any HealthStore, interval: Duration, historyDays: Int, logger: Logger) {
-        self.sweeper = sweeper
-        self.clusters = clusters
-        self.health = health
-        self.interval = interval
-        self.historyDays = historyDays
-        self.logger = logger
-    }
-
-    public func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                var page = PageRequest(limit: 200, after: nil)
-                while true {
-                    let batch = try await clusters.clusters(page: page)
-                    for cluster in batch where !Task.isShuttingDownGracefully {
-                        do {
-                            try await sweeper.sweep(cluster: cluster.name)
-                        } catch {
-                            logger.warning("health sweep failed", metadata: ["cluster": "\(cluster.name)", "error": "\(error)"])
-                        }
+public enum HealthScheduler {
+    /// The periodic service.
+    public static func service(sweeper: HealthSweeper, database: any Database, health: any HealthStore, interval: Duration,
+                               historyDays: Int, logger: Logger) -> Periodic {
+        Periodic("health sweeps", every: interval, logger: logger) {
+            var page = PageRequest(limit: 200, after: nil)
+            while true {
+                let batch = try await database.clusters.list(page: page)
+                for cluster in batch where !Task.isShuttingDownGracefully {
+                    do {
+                        try await sweeper.sweep(cluster: cluster.name)
+                    } catch {
+                        logger.warning("health sweep failed", metadata: ["cluster": "\(cluster.name)", "error": "\(error)"])
                     }
-                    guard batch.count == page.limit, let last = batch.last else { break }
-                    page = PageRequest(limit: 200, after: [last.name])
                 }
-                _ = try await health.pruneHistory(before: Date().addingTimeInterval(-Double(historyDays) * 86400))
-            } catch {
-                logger.warning("health sweeps failed", metadata: ["error": "\(error)"])
+                guard batch.count == page.limit, let last = batch.last else { break }
+                page = PageRequest(limit: 200, after: [last.name])
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            _ = try await health.pruneHistory(before: Date().addingTimeInterval(-Double(historyDays) * 86400))
         }
     }
 }
@@ -273,8 +235,10 @@ public struct HealthCheckHandler: JobHandler {
         self.sweeper = sweeper
     }
 
+    public var kinds: [any JobKind.Type] { [HealthCheck.self] }
+
     public func run(_ job: Job, progress: JobProgress) async throws {
-        guard let cluster = job.payload.at("cluster")?.stringValue else { return }
+        let cluster = try HealthCheck.payload(of: job).cluster
         let swept = try await sweeper.sweep(cluster: cluster)
         await progress.record(JobStep(name: "health.sweep", outcome: swept ? "succeeded" : "skipped",
                                       details: swept ? ["cluster": cluster] : ["reason": "another replica is sweeping \(cluster)"]))

@@ -6,12 +6,10 @@ import Logging
 /// row (so a coalesced burst of changes is one run), each step is idempotent (a job whose worker
 /// died runs again from the top and skips what is done), and each external effect is written to
 /// the audit log with Azure's request id, in the same transaction as what it changed in the row.
-public struct IdentityWorkflow: JobHandler {
-    let store: any IdentityStore
+public struct IdentityWorkflow: Reconciler {
+    let database: any Database
     let azure: any AzureGateway
-    /// The identity's bindings: queued when it becomes ready, waited for when it is deleted.
-    let bindings: (any BindingStore)?
-    let logger: Logger
+    public let logger: Logger
     /// How long a role assignment may wait for a new identity's principal to replicate
     /// (`PrincipalNotFound`) before the job is retried with backoff.
     let principalPatience: Duration
@@ -22,66 +20,45 @@ public struct IdentityWorkflow: JobHandler {
     let maxInPlaceWait: Duration
 
     /// Creates the workflow.
-    public init(store: any IdentityStore, azure: any AzureGateway, bindings: (any BindingStore)? = nil, logger: Logger,
+    public init(database: any Database, azure: any AzureGateway, logger: Logger,
                 principalPatience: Duration = .seconds(120), callRetries: Int = 4, maxInPlaceWait: Duration = .seconds(30)) {
-        self.store = store
+        self.database = database
         self.azure = azure
-        self.bindings = bindings
         self.logger = logger
         self.principalPatience = principalPatience
         self.callRetries = callRetries
         self.maxInPlaceWait = maxInPlaceWait
     }
 
-    public func run(_ job: Job, progress: JobProgress) async throws {
-        guard let team = job.payload.at("team")?.stringValue, let name = job.payload.at("identity")?.stringValue else {
-            throw DomainError(.validation, "job \(job.id) has no team and identity in its payload")
-        }
-        guard let identity = try await store.identity(team: team, name: name) else {
-            await progress.record(JobStep(name: "identity.read", outcome: "skipped", details: ["reason": "the identity no longer exists"]))
-            return
-        }
-        if identity.state == .deleting {
-            try await delete(identity, job: job, progress: progress)
-        } else if job.kind == IdentityJobs.delete {
-            await progress.record(JobStep(name: "identity.read", outcome: "skipped", details: ["reason": "the identity is not being deleted"]))
-        } else {
-            try await reconcile(identity, job: job, progress: progress)
-        }
+    public var kinds: [any JobKind.Type] { [IdentityProvision.self, IdentityAdopt.self, IdentityUpdate.self, IdentityDelete.self] }
+    public static let noun = "identity"
+    public static let deleteKind: any JobKind.Type = IdentityDelete.self
+
+    public static func payload(of job: Job) throws -> IdentityJobPayload { try IdentityDelete.payload(of: job) }
+
+    public func load(_ payload: IdentityJobPayload) async throws -> Identity? {
+        try await database.identities.get(team: payload.team, name: payload.identity, lock: .none)
     }
 
-    public func attemptFailed(_ job: Job, message: String, final: Bool, retryAt: Date?) async {
-        guard let team = job.payload.at("team")?.stringValue, let name = job.payload.at("identity")?.stringValue else { return }
-        let update: IdentityStatusUpdate
-        var audit: [AuditDraft] = []
-        if final {
-            update = IdentityStatusUpdate(state: .failed, message: "job \(job.id.uuidString.lowercased()) failed; fix the cause, then POST /v1/jobs/\(job.id.uuidString.lowercased())/retry",
-                                          lastError: .some(message))
-            audit.append(event("identity.failed", outcome: .failure, team: team, name: name, job: job,
-                               details: ["error": .string(message), "attempts": .number(Double(job.attempts))]))
-        } else {
-            update = IdentityStatusUpdate(
-                message: "attempt \(job.attempts) of \(job.maxAttempts) failed; retrying\(retryAt.map { " at \(Timestamp.format($0))" } ?? "")",
-                lastError: .some(message))
-        }
-        do {
-            try await store.updateStatus(team: team, name: name, update, audit: audit)
-        } catch {
-            logger.warning("recording an identity job failure failed", metadata: ["error": "\(error)", "identity": "\(team)/\(name)"])
-        }
+    public func record(_ event: LifecycleEvent, payload: IdentityJobPayload, audit: [AuditDraft]) async throws {
+        try await database.recordIdentity(team: payload.team, name: payload.identity, event, audit: audit)
+    }
+
+    public func failureEvent(payload: IdentityJobPayload, job: Job, message: String) -> AuditDraft {
+        event("identity.failed", outcome: .failure, team: payload.team, name: payload.identity, job: job,
+              details: ["error": .string(message), "attempts": .number(Double(job.attempts))])
     }
 
     // MARK: provision, adopt, update
 
-    func reconcile(_ start: Identity, job: Job, progress: JobProgress) async throws {
+    public func reconcile(_ start: Identity, job: Job, progress: JobProgress) async throws {
         var identity = start
         let generation = identity.generation
         let team = identity.team
         let name = identity.name
-        guard let working = try await store.updateStatus(
+        guard let working = try await database.recordIdentity(
             team: team, name: name,
-            IdentityStatusUpdate(state: .provisioning, message: "applying generation \(generation) (job \(job.id.uuidString.lowercased()), attempt \(job.attempts))"),
-            audit: [])
+            .started(message: "applying generation \(generation) (job \(job.id.uuidString.lowercased()), attempt \(job.attempts))"))
         else { return }
         identity = working
         let ref = identity.azureRef
@@ -90,35 +67,11 @@ public struct IdentityWorkflow: JobHandler {
                                       details: ["exists": existing == nil ? "false" : "true", "resourceId": ref.resourceId]))
 
         let adopting = identity.resourceId == nil && identity.adoptResourceId != nil
-        var adoptedTags: [String: String]?
-        var adoptedLocation: String?
-        if adopting {
-            guard let found = existing else {
-                throw DomainError(.validation, "There is no Azure identity at \(identity.adoptResourceId ?? ref.resourceId) to adopt; check the resourceId (subscription, resource group and name).")
-            }
-            if !identity.adoptedByAdmin {
-                let tagged = IdentityOwnership.team(in: found.tags)
-                guard tagged == team else {
-                    let state = tagged.map { "is tagged podid-team=\($0)" } ?? "carries no podid tags"
-                    throw DomainError(.forbidden, "The Azure identity \(found.resourceId) \(state), so team '\(team)' cannot adopt it: a team adopts only identities whose podid-team tag names it. Ask a podid admin to adopt it for the team.")
-                }
-            }
-            let location = IdentityRules.normalizedLocation(found.location)
-            if !identity.location.isEmpty && location != identity.location {
-                throw DomainError(.validation, "The Azure identity \(found.resourceId) is in \(location), not \(identity.location); leave location out or set it to \(location).")
-            }
-            // Nothing the identity carried is lost: its own tags stay, the team's win on conflicts.
-            let kept = found.tags.filter { !$0.key.lowercased().hasPrefix(IdentityRules.reservedTagPrefix) }
-            adoptedTags = kept.merging(identity.tags) { _, requested in requested }
-            adoptedLocation = location
-            identity.tags = adoptedTags ?? identity.tags
-            identity.location = location
-        } else if let found = existing, identity.resourceId == nil,
-                  !IdentityOwnership.isOwned(found.tags, team: team, identity: name) {
-            throw DomainError(.conflict, "An Azure identity named \(name) already exists in resource group \(identity.resourceGroup) and podid did not create it for team '\(team)' (its podid tags: \(Self.describeOwnership(found.tags))). Choose another name, or adopt it by giving its resourceId.")
-        } else if existing == nil, let resourceId = identity.resourceId {
-            throw DomainError(.conflict, "The Azure identity \(resourceId) no longer exists: it was deleted outside podid. podid does not recreate it, because its clientId and principalId would change; delete this identity in podid and create it again.")
-        }
+        let plan = try IdentityOwnershipRules.plan(identity, existing: existing)
+        let adoptedTags = plan.adoptedTags
+        let adoptedLocation = plan.adoptedLocation
+        if let adoptedTags { identity.tags = adoptedTags }
+        if let adoptedLocation { identity.location = adoptedLocation }
 
         // The identity itself, with the team's tags and podid's ownership tags.
         let desiredTags = identity.azureTags
@@ -158,34 +111,33 @@ public struct IdentityWorkflow: JobHandler {
                 "resourceId": .string(info.resourceId), "clientId": .string(info.clientId), "byAdmin": .bool(identity.adoptedByAdmin),
             ]))
         }
-        guard let stored = try await store.updateStatus(
-            team: team, name: name,
-            IdentityStatusUpdate(message: "identity in Azure; applying \(identity.grants.count) grant(s)", azure: info,
-                                 tags: adoptedTags, location: adoptedLocation),
-            audit: events)
+        guard let stored = try await database.recordIdentity(
+            team: team, name: name, .progressed(message: "identity in Azure; applying \(identity.grants.count) grant(s)"), audit: events,
+            change: { [info] row in
+                row.record(info)
+                if let adoptedTags { row.tags = adoptedTags }
+                if let adoptedLocation { row.location = adoptedLocation }
+            })
         else { return }
         identity = stored
 
         try await applyGrants(&identity, principalId: info.principalId, job: job, progress: progress)
 
-        try await store.updateStatus(
+        try await database.recordIdentity(
             team: team, name: name,
-            IdentityStatusUpdate(message: "ready: the identity exists in Azure with \(identity.assignments.count) role assignment(s)",
-                                 lastError: .some(nil), observedGeneration: generation),
+            .applied(generation: generation, message: "ready: the identity exists in Azure with \(identity.assignments.count) role assignment(s)"),
             audit: [event("identity.ready", team: team, name: name, job: job, details: [
                 "generation": .number(Double(generation)), "resourceId": .string(info.resourceId), "clientId": .string(info.clientId),
             ])])
 
         // Bindings that waited for the identity, or carry an older clientId (a re-adoption), are
         // applied now. Should this fail, the job is retried and gets here again.
-        if let bindings {
-            let stale = try await bindings.bindings(team: team, identity: name).filter {
-                $0.state != .deleting && ($0.appliedClientId != info.clientId || $0.state != .ready)
+        let stale = try await database.bindings.list(team: team, identity: name).filter { $0.needsApply(clientId: info.clientId) }
+        if !stale.isEmpty {
+            try await database.transaction { tx in
+                for binding in stale { try await tx.jobs.enqueue(BindingApply.job(binding, requestId: job.requestId)) }
             }
-            try await bindings.enqueue(stale.map { BindingJobs.applying($0, requestId: job.requestId) })
-            if !stale.isEmpty {
-                await progress.record(JobStep(name: "bindings.queue", outcome: "succeeded", details: ["bindings": stale.map(\.name).joined(separator: ", ")]))
-            }
+            await progress.record(JobStep(name: "bindings.queue", outcome: "succeeded", details: ["bindings": stale.map(\.name).joined(separator: ", ")]))
         }
     }
 
@@ -198,12 +150,12 @@ public struct IdentityWorkflow: JobHandler {
         for record in recorded {
             if try await call({ try await azure.roleAssignment(id: record.assignmentId) }) == nil {
                 recorded.removeAll { $0 == record }
-                try await store.updateStatus(team: team, name: name, IdentityStatusUpdate(assignments: recorded), audit: [
+                try await database.recordIdentity(team: team, name: name, audit: [
                     event("azure.roleassignment.missing", outcome: .failure, team: team, name: name, job: job, details: [
                         "assignmentId": .string(record.assignmentId), "role": .string(record.role), "scope": .string(record.scope),
                         "note": "removed outside podid; podid creates it again if it is still granted",
                     ]),
-                ])
+                ], change: { [recorded] in $0.assignments = recorded })
             }
         }
         for record in recorded where !identity.grants.contains(where: record.implements) {
@@ -216,13 +168,13 @@ public struct IdentityWorkflow: JobHandler {
             let record = RecordedAssignment(role: grant.role, scope: grant.scope, roleDefinitionId: roleDefinitionId,
                                             assignmentId: assignment.id, owned: owned)
             recorded.append(record)
-            try await store.updateStatus(team: team, name: name, IdentityStatusUpdate(assignments: recorded), audit: [
+            try await database.recordIdentity(team: team, name: name, audit: [
                 event(owned ? "azure.roleassignment.created" : "azure.roleassignment.found", team: team, name: name, job: job, details: [
                     "assignmentId": .string(assignment.id), "role": .string(grant.role), "scope": .string(grant.scope),
                     "roleDefinitionId": .string(roleDefinitionId), "principalId": .string(principalId),
                     "upstreamRequestId": Self.json(assignment.requestId),
                 ]),
-            ])
+            ], change: { [recorded] in $0.assignments = recorded })
             await progress.record(JobStep(name: "azure.roleAssignment.put", outcome: "succeeded",
                                           details: Self.ids(assignment.requestId).merging(["role": grant.role, "scope": grant.scope]) { a, _ in a }))
         }
@@ -245,8 +197,8 @@ public struct IdentityWorkflow: JobHandler {
             await progress.record(JobStep(name: "azure.roleAssignment.delete", outcome: "succeeded", details: Self.ids(outcome.requestId)))
         }
         recorded.removeAll { $0 == record }
-        try await store.updateStatus(team: team, name: name, IdentityStatusUpdate(assignments: recorded),
-                                     audit: [event(action, team: team, name: name, job: job, details: details)])
+        try await database.recordIdentity(team: team, name: name, audit: [event(action, team: team, name: name, job: job, details: details)],
+                                          change: { [recorded] in $0.assignments = recorded })
     }
 
     /// A role assignment, waiting while Azure has not yet replicated a new principal.
@@ -267,13 +219,14 @@ public struct IdentityWorkflow: JobHandler {
 
     // MARK: delete
 
-    func delete(_ identity: Identity, job: Job, progress: JobProgress) async throws {
+    public func delete(_ identity: Identity, job: Job, progress: JobProgress) async throws {
         let team = identity.team
         let name = identity.name
-        if let remaining = try await bindings?.bindings(team: team, identity: name), !remaining.isEmpty {
+        let remaining = try await database.bindings.list(team: team, identity: name)
+        if !remaining.isEmpty {
             // The last binding's delete job queues this job again.
-            try await store.updateStatus(team: team, name: name, IdentityStatusUpdate(
-                message: "waiting for \(remaining.count) binding(s) to be deleted: \(remaining.map(\.name).joined(separator: ", "))"), audit: [])
+            try await database.recordIdentity(team: team, name: name, .progressed(
+                message: "waiting for \(remaining.count) binding(s) to be deleted: \(remaining.map(\.name).joined(separator: ", "))"))
             await progress.record(JobStep(name: "bindings.wait", outcome: "skipped", details: ["bindings": remaining.map(\.name).joined(separator: ", ")]))
             return
         }
@@ -281,8 +234,7 @@ public struct IdentityWorkflow: JobHandler {
         let existing = try await call { try await azure.identity(ref) }
         // podid touches the Azure identity only when it is podid's: provisioned or adopted by this
         // identity, or carrying its ownership tags (a provision that stopped before recording it).
-        let ours = identity.resourceId != nil
-            || existing.map { IdentityOwnership.isOwned($0.tags, team: team, identity: name) } == true
+        let ours = IdentityOwnershipRules.mayDelete(identity, existing: existing)
         var recorded = identity.assignments
         if ours, let principalId = identity.principalId ?? existing?.principalId {
             for record in recorded {
@@ -298,7 +250,7 @@ public struct IdentityWorkflow: JobHandler {
                     && RoleAssignmentNaming.isPodids(assignment) && swept.insert(assignment.id.lowercased()).inserted
                 {
                     let outcome = try await call { try await azure.deleteRoleAssignment(id: assignment.id) }
-                    try await store.updateStatus(team: team, name: name, IdentityStatusUpdate(), audit: [
+                    try await database.recordIdentity(team: team, name: name, audit: [
                         event("azure.roleassignment.deleted", team: team, name: name, job: job, details: [
                             "assignmentId": .string(assignment.id), "scope": .string(assignment.scope),
                             "upstreamRequestId": Self.json(outcome.requestId), "note": "made by an interrupted job and not recorded",
@@ -326,7 +278,10 @@ public struct IdentityWorkflow: JobHandler {
         final.append(event("identity.removed", team: team, name: name, job: job, details: [
             "deletionPolicy": .string(identity.deletionPolicy.rawValue), "resourceId": Self.json(identity.resourceId),
         ], before: .encoding(identity)))
-        try await store.deleteIdentity(team: team, name: name, audit: final)
+        try await database.transaction { [final] tx in
+            try await tx.identities.delete(team: team, name: name)
+            try await tx.append(final)
+        }
     }
 
     // MARK: helpers
@@ -351,20 +306,12 @@ public struct IdentityWorkflow: JobHandler {
 
     func event(_ action: String, outcome: AuditOutcome = .success, team: String, name: String, job: Job,
                details: [String: JSONValue] = [:], before: JSONValue? = nil) -> AuditDraft {
-        var details = details
-        details["jobKind"] = .string(job.kind)
-        return AuditDraft(actor: "podid", actorTeam: nil, action: action, outcome: outcome, team: team, resourceType: "identity",
-                          resourceName: name, requestId: job.requestId, jobId: job.id, details: details, before: before)
+        jobEvent(action, outcome: outcome, job: job, team: team, resourceType: "identity", resourceName: name, details: details, before: before)
     }
 
     static func json(_ text: String?) -> JSONValue { text.map(JSONValue.string) ?? .null }
 
     static func ids(_ requestId: String?) -> [String: String] {
         requestId.map { ["upstreamRequestId": $0] } ?? [:]
-    }
-
-    static func describeOwnership(_ tags: [String: String]) -> String {
-        let podid = tags.filter { $0.key.lowercased().hasPrefix(IdentityRules.reservedTagPrefix) }
-        return podid.isEmpty ? "none" : podid.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
     }
 }

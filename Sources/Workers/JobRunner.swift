@@ -25,8 +25,10 @@ actor SynchronizedSteps {
     func append(_ step: JobStep) { all.append(step) }
 }
 
-/// Runs one kind of job. Steps must be idempotent: a job whose worker died runs again.
+/// Runs jobs of the kinds it names. Steps must be idempotent: a job whose worker died runs again.
 public protocol JobHandler: Sendable {
+    /// The catalogue's kinds it runs (`JobCatalogue`).
+    var kinds: [any JobKind.Type] { get }
     /// Does the work; a thrown `UpstreamError` that is retryable (or any error that is not an
     /// `UpstreamError` or `DomainError`) retries with backoff, anything else fails the job.
     func run(_ job: Job, progress: JobProgress) async throws
@@ -39,13 +41,40 @@ extension JobHandler {
     public func attemptFailed(_ job: Job, message: String, final: Bool, retryAt: Date?) async {}
 }
 
+/// The handlers of a runner, by the kinds they name: one handler per kind.
+public struct JobHandlers: Sendable {
+    let byKind: [String: any JobHandler]
+
+    /// Registers each handler for its kinds; two handlers for one kind is a programming error.
+    public init(_ handlers: [any JobHandler]) {
+        var byKind: [String: any JobHandler] = [:]
+        for handler in handlers {
+            for kind in handler.kinds {
+                precondition(byKind[kind.name] == nil, "two handlers for job kind \(kind.name)")
+                byKind[kind.name] = handler
+            }
+        }
+        self.byKind = byKind
+    }
+
+    /// Handlers for stored kind names (tests register kinds the catalogue does not have).
+    public init(byName: [String: any JobHandler]) {
+        self.byKind = byName
+    }
+
+    /// The kinds without a handler, from the catalogue.
+    public var unhandled: [String] { JobCatalogue.names.filter { byKind[$0] == nil } }
+
+    subscript(kind: String) -> (any JobHandler)? { byKind[kind] }
+}
+
 /// The workers: claim jobs, run their handlers with a heartbeat on the lease, and record the
 /// outcome — retrying with backoff (honouring `Retry-After`) until the attempts run out. Expired
 /// leases of dead workers are returned to the queue. On graceful shutdown no new job is claimed and
 /// the running ones finish.
 public struct JobRunner: Service {
     let queue: any JobQueue
-    let handlers: [String: any JobHandler]
+    let handlers: JobHandlers
     let workers: Int
     let name: String
     let lease: Duration
@@ -53,7 +82,7 @@ public struct JobRunner: Service {
     let logger: Logger
 
     /// Creates a runner of `workers` concurrent workers named after `name`.
-    public init(queue: any JobQueue, handlers: [String: any JobHandler], workers: Int, name: String = Self.defaultName(),
+    public init(queue: any JobQueue, handlers: JobHandlers, workers: Int, name: String = Self.defaultName(),
                 lease: Duration = .seconds(30), pollInterval: Duration = .seconds(2), logger: Logger) {
         self.queue = queue
         self.handlers = handlers
@@ -101,7 +130,7 @@ public struct JobRunner: Service {
 
     /// Publishes the backlog: queued jobs by kind and the oldest due job's wait.
     func statsLoop() async {
-        var seen = Set(handlers.keys)
+        var seen = Set(handlers.byKind.keys)
         while !Task.isCancelled {
             if let stats = try? await queue.stats() {
                 seen.formUnion(stats.queuedByKind.keys)
@@ -210,9 +239,7 @@ public struct JobRunner: Service {
                 logger.notice("job will be retried", metadata: ["error": "\(message)", "retry_at": "\(retryAt.map(Timestamp.format) ?? "-")"])
             }
         }
-        Timer(label: "podid_jobs_duration_seconds", dimensions: [("kind", job.kind)]).recordNanoseconds(
-            Int64((ContinuousClock.now - started).components.seconds) * 1_000_000_000
-                + Int64((ContinuousClock.now - started).components.attoseconds / 1_000_000_000))
+        Timer(label: "podid_jobs_duration_seconds", dimensions: [("kind", job.kind)]).recordNanoseconds((ContinuousClock.now - started).inNanoseconds)
     }
 
     /// When to retry after `error`, if at all, and the message kept as the job's last error.
@@ -221,17 +248,17 @@ public struct JobRunner: Service {
         case let upstream as UpstreamError:
             guard upstream.retryable else { return (nil, upstream.description) }
             let delay = Backoff.delay(attempt: attempt, retryAfter: upstream.retryAfter)
-            return (now.addingTimeInterval(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18), upstream.description)
+            return (now.adding(delay), upstream.description)
         case let domain as DomainError where domain.kind == .unavailable:
             // The database is restarting or busy: try again.
             let delay = Backoff.delay(attempt: attempt)
-            return (now.addingTimeInterval(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18), domain.detail)
+            return (now.adding(delay), domain.detail)
         case let domain as DomainError:
             // Domain errors are decisions (a conflict, a policy), not accidents: retrying will not help.
             return (nil, domain.detail)
         default:
             let delay = Backoff.delay(attempt: attempt)
-            return (now.addingTimeInterval(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18), "\(error)")
+            return (now.adding(delay), "\(error)")
         }
     }
 }

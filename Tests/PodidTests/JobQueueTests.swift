@@ -10,11 +10,11 @@ struct JobQueueTests {
     static let logger = Logger(label: "podid.tests.jobs")
 
     /// Runs `body` with a queue on a fresh database, as the runtime role.
-    static func withQueue<R: Sendable>(_ body: @Sendable (PostgresJobQueue, Store.PostgresDatabase) async throws -> R) async throws -> R {
+    static func withQueue<R: Sendable>(_ body: @Sendable (PostgresJobQueue, PostgresPool) async throws -> R) async throws -> R {
         let database = try await TestDatabase.make()
         defer { Task { await database.drop() } }
         return try await database.withRuntime { client in
-            let db = Store.PostgresDatabase(client: client, logger: logger)
+            let db = PostgresPool(client: client, logger: logger)
             return try await body(PostgresJobQueue(database: db), db)
         }
     }
@@ -24,7 +24,7 @@ struct JobQueueTests {
                dedupeKey: dedupe, payload: .object(["name": .string(name)]), maxAttempts: maxAttempts, requestId: "req-\(name)")
     }
 
-    static func enqueue(_ db: Store.PostgresDatabase, _ job: NewJob) async throws -> UUID {
+    static func enqueue(_ db: PostgresPool, _ job: NewJob) async throws -> UUID {
         try await db.transaction { connection in try await PostgresJobQueue.enqueue(job, on: connection, logger: logger) }
     }
 
@@ -124,10 +124,11 @@ struct JobQueueTests {
             #expect(failed.lastError == "still throttled")
             #expect(failed.attempts == 2)
 
-            let audit = AuditDraft(actor: "admin", actorTeam: nil, action: "job.retried", outcome: .success, team: nil,
-                                   resourceType: "job", resourceName: id.uuidString, requestId: nil)
-            #expect(try await queue.retryJob(id, audit: audit)?.state == .queued)
-            #expect(try await queue.retryJob(id, audit: audit) == nil, "only failed jobs are retried")
+            let jobs = JobService(database: PostgresStore(pool: db))
+            let admin = CallContext(principal: Principal(tokenId: nil, tokenName: "admin", role: .admin, team: nil), requestId: "test",
+                                    operation: "retryJob")
+            #expect(try await jobs.retry(id.uuidString, context: admin).state == .queued)
+            await #expect(throws: DomainError.self, "only failed jobs are retried") { try await jobs.retry(id.uuidString, context: admin) }
             let again = try #require(try await queue.claim(worker: "w", lease: .seconds(30)))
             #expect(again.attempts == 1)
             #expect(try await queue.fail(id, worker: "w", error: "forbidden", steps: [], retryAt: nil) == .failed, "permanent errors fail at once")
@@ -187,5 +188,12 @@ struct JobQueueTests {
         #expect(Backoff.delay(attempt: 4, random: { _ in 0.5 }) == .seconds(4))
         #expect(Backoff.delay(attempt: 30, random: { _ in 1 }) == .seconds(300))
         #expect(Backoff.delay(attempt: 1, retryAfter: .seconds(20), random: { _ in 1 }) == .seconds(20))
+    }
+}
+
+extension PostgresJobQueue {
+    /// One job, as the jobs API reads it.
+    func job(_ id: UUID) async throws -> Job? {
+        try await PostgresStore(pool: database).jobs.get(id, lock: .none)
     }
 }

@@ -18,6 +18,9 @@ final class ScriptedHandler: JobHandler {
 
     var count: Int { calls.withLock { $0 } }
 
+    /// Registered by name (`JobHandlers(byName:)`): the test kinds are not in the catalogue.
+    var kinds: [any JobKind.Type] { [] }
+
     func run(_ job: Job, progress: JobProgress) async throws {
         let call = calls.withLock { $0 += 1; return $0 }
         await progress.record(JobStep(name: "step-\(call)", outcome: "succeeded"))
@@ -36,16 +39,16 @@ struct JobRunnerTests {
     /// Runs `body` while a runner works the queue of a fresh database.
     static func withRunner<R: Sendable>(
         handlers: [String: any JobHandler], lease: Duration = .seconds(30),
-        before: @Sendable (PostgresJobQueue, Store.PostgresDatabase) async throws -> Void = { _, _ in },
-        _ body: @Sendable (PostgresJobQueue, Store.PostgresDatabase) async throws -> R
+        before: @Sendable (PostgresJobQueue, PostgresPool) async throws -> Void = { _, _ in },
+        _ body: @Sendable (PostgresJobQueue, PostgresPool) async throws -> R
     ) async throws -> R {
         let database = try await TestDatabase.make()
         defer { Task { await database.drop() } }
         return try await database.withRuntime { client in
-            let db = Store.PostgresDatabase(client: client, logger: logger)
+            let db = PostgresPool(client: client, logger: logger)
             let queue = PostgresJobQueue(database: db)
             try await before(queue, db)
-            let runner = JobRunner(queue: queue, handlers: handlers, workers: 2, name: "test", lease: lease,
+            let runner = JobRunner(queue: queue, handlers: JobHandlers(byName: handlers), workers: 2, name: "test", lease: lease,
                                    pollInterval: .milliseconds(200), logger: logger)
             let group = ServiceGroup(configuration: .init(services: [runner], logger: logger))
             return try await withThrowingTaskGroup(of: R?.self) { tasks in
@@ -71,7 +74,7 @@ struct JobRunnerTests {
         throw TestSetupError("job \(id) did not reach \(states)")
     }
 
-    static func enqueue(_ db: Store.PostgresDatabase, kind: String, name: String, maxAttempts: Int = 5) async throws -> UUID {
+    static func enqueue(_ db: PostgresPool, kind: String, name: String, maxAttempts: Int = 5) async throws -> UUID {
         try await db.transaction { connection in
             try await PostgresJobQueue.enqueue(
                 NewJob(kind: kind, team: "t", resourceType: "identity", resourceName: name, serialKey: name, maxAttempts: maxAttempts),

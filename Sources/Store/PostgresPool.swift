@@ -1,0 +1,188 @@
+import Core
+import Foundation
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// A PostgreSQL connection pool and the helpers every repository uses.
+public struct PostgresPool: Sendable {
+    /// The pool; run by the service group that owns it.
+    public let client: PostgresClient
+    /// The logger passed to every query.
+    public let logger: Logger
+
+    /// Wraps a client.
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// How long a caller waits for a connection before podid answers 503: while PostgreSQL is
+    /// down the pool keeps retrying and would hold every request until it is back.
+    public static let connectionWait: Duration = .seconds(5)
+
+    /// Runs `body` in one transaction, mapping PostgreSQL errors to domain errors.
+    public func transaction<Result: Sendable>(
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        do {
+            return try await withConnectionDeadline { acquired in
+                try await client.withTransaction(logger: logger) { connection in
+                    acquired.mark()
+                    return try await body(connection)
+                }
+            }
+        } catch {
+            throw PostgresErrors.map(error)
+        }
+    }
+
+    /// Runs one query and collects its rows, mapping PostgreSQL errors to domain errors.
+    public func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        do {
+            return try await withConnectionDeadline { acquired in
+                try await client.withConnection { connection in
+                    acquired.mark()
+                    return try await connection.query(query, logger: logger).collect()
+                }
+            }
+        } catch {
+            throw PostgresErrors.map(error)
+        }
+    }
+
+    /// Runs `operation`, failing with 503 when it has not got a connection (`mark()`) within
+    /// `connectionWait`; once it has one, it runs to its end.
+    func withConnectionDeadline<Result: Sendable>(
+        _ operation: @escaping @Sendable (ConnectionAcquired) async throws -> Result
+    ) async throws -> Result {
+        let acquired = ConnectionAcquired()
+        return try await withThrowingTaskGroup(of: Result?.self) { group in
+            group.addTask { try await operation(acquired) }
+            group.addTask {
+                try await Task.sleep(for: Self.connectionWait)
+                if acquired.isMarked { return nil }
+                throw DomainError(.unavailable, "The database did not answer within \(Self.connectionWait.components.seconds) seconds; retry shortly.")
+            }
+            while let next = try await group.next() {
+                if let result = next {
+                    group.cancelAll()
+                    return result
+                }
+            }
+            throw CancellationError()
+        }
+    }
+}
+
+/// Set once an operation holds a connection.
+final class ConnectionAcquired: Sendable {
+    let flag = Atomic<Bool>(false)
+
+    func mark() { flag.store(true, ordering: .relaxed) }
+
+    var isMarked: Bool { flag.load(ordering: .relaxed) }
+}
+
+/// Where a row store's queries run: each on a pooled connection of its own (reads outside a
+/// transaction), or on the connection of the transaction they belong to.
+public struct Executor: Sendable {
+    enum Target: Sendable {
+        case pool(PostgresPool)
+        case transaction(PostgresConnection)
+    }
+
+    let target: Target
+    /// The logger passed to every query.
+    public let logger: Logger
+
+    /// Queries on pooled connections.
+    public init(pool: PostgresPool) {
+        self.target = .pool(pool)
+        self.logger = pool.logger
+    }
+
+    /// Queries inside the transaction on `connection`.
+    public init(connection: PostgresConnection, logger: Logger) {
+        self.target = .transaction(connection)
+        self.logger = logger
+    }
+
+    /// Runs one query and collects its rows.
+    @discardableResult
+    public func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        switch target {
+        case .pool(let pool): return try await pool.rows(query)
+        case .transaction(let connection): return try await connection.query(query, logger: logger).collect()
+        }
+    }
+
+    /// `FOR SHARE` / `FOR UPDATE` for a lock.
+    static func clause(_ lock: RowLock) -> String {
+        switch lock {
+        case .none: return ""
+        case .share: return " FOR SHARE"
+        case .update: return " FOR UPDATE"
+        }
+    }
+}
+
+/// The system of record in PostgreSQL: Core's row stores over the pool, and transactions.
+public struct PostgresStore: Database {
+    /// The pool.
+    public let pool: PostgresPool
+
+    /// Creates the store.
+    public init(pool: PostgresPool) {
+        self.pool = pool
+    }
+
+    static func records(_ executor: Executor) -> PostgresRecords { PostgresRecords(executor: executor) }
+
+    var base: PostgresRecords { PostgresRecords(executor: Executor(pool: pool)) }
+
+    public var teams: any TeamRows { base.teams }
+    public var tokens: any TokenRows { base.tokens }
+    public var identities: any IdentityRows { base.identities }
+    public var bindings: any BindingRows { base.bindings }
+    public var clusters: any ClusterRows { base.clusters }
+    public var jobs: any JobRows { base.jobs }
+    public var audit: any AuditRows { base.audit }
+
+    public func transaction<Result: Sendable>(_ body: @escaping @Sendable (any Records) async throws -> Result) async throws -> Result {
+        let logger = pool.logger
+        return try await pool.transaction { connection in
+            try await body(PostgresRecords(executor: Executor(connection: connection, logger: logger)))
+        }
+    }
+}
+
+/// The row stores on one executor.
+public struct PostgresRecords: Records {
+    let executor: Executor
+
+    public var teams: any TeamRows { PostgresTeamRows(executor: executor) }
+    public var tokens: any TokenRows { PostgresTokenRows(executor: executor) }
+    public var identities: any IdentityRows { PostgresIdentityRows(executor: executor) }
+    public var bindings: any BindingRows { PostgresBindingRows(executor: executor) }
+    public var clusters: any ClusterRows { PostgresClusterRows(executor: executor) }
+    public var jobs: any JobRows { PostgresJobRows(executor: executor) }
+    public var audit: any AuditRows { PostgresAuditRows(executor: executor) }
+}
+
+/// Audit events appended in the executor's transaction (or alone).
+struct PostgresAuditRows: AuditRows {
+    let executor: Executor
+
+    func append(_ event: AuditDraft) async throws {
+        try await executor.rows(
+            """
+            INSERT INTO audit_events (actor, actor_team, action, outcome, team, resource_type, resource_name,
+                                      request_id, job_id, details, before, after)
+            VALUES (\(event.actor), \(event.actorTeam), \(event.action), \(event.outcome.rawValue), \(event.team),
+                    \(event.resourceType), \(event.resourceName), \(event.requestId), \(event.jobId),
+                    \(JSONValue.object(event.details).canonicalText)::jsonb, \(event.before?.canonicalText)::jsonb,
+                    \(event.after?.canonicalText)::jsonb)
+            """)
+    }
+}

@@ -1,0 +1,57 @@
+import Core
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// A background service that runs `work` every `interval` until graceful shutdown, logging (not
+/// stopping on) failures, and runs `final` once on the way out.
+public struct Periodic: Service {
+    let name: String
+    let interval: Duration
+    let logger: Logger
+    let work: @Sendable () async throws -> Void
+    let final: (@Sendable () async -> Void)?
+
+    /// Creates the service; `name` says what failed in the log.
+    public init(_ name: String, every interval: Duration, logger: Logger, final: (@Sendable () async -> Void)? = nil,
+                _ work: @escaping @Sendable () async throws -> Void) {
+        self.name = name
+        self.interval = interval
+        self.logger = logger
+        self.work = work
+        self.final = final
+    }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                try await work()
+            } catch {
+                logger.warning("\(name) failed; retrying", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+        await final?()
+    }
+}
+
+/// The periodic housekeeping of the system of record.
+public enum Housekeeping {
+    /// Seals committed audit events into the hash chain, a few times a second. Several replicas may
+    /// run it: an advisory lock lets one seal at a time. A last pass at shutdown seals what was
+    /// written before it, rather than leaving it to the next start.
+    public static func auditSealer(_ sealer: any AuditSealing, logger: Logger, interval: Duration = .milliseconds(200)) -> Periodic {
+        Periodic("sealing audit events", every: interval, logger: logger, final: { _ = try? await sealer.sealPending() }) {
+            // Seal everything pending, in batches, before resting.
+            while try await sealer.sealPending() > 0 {}
+        }
+    }
+
+    /// Deletes idempotency keys older than 24 hours, every ten minutes.
+    public static func idempotencyPruner(_ store: any IdempotencyStore, logger: Logger) -> Periodic {
+        Periodic("pruning idempotency keys", every: .seconds(600), logger: logger) {
+            let pruned = try await store.prune()
+            if pruned > 0 { logger.debug("pruned idempotency keys", metadata: ["count": "\(pruned)"]) }
+        }
+    }
+}
