@@ -24,6 +24,22 @@ public protocol Database: Records {
     func transaction<Result: Sendable>(_ body: @escaping @Sendable (any Records) async throws -> Result) async throws -> Result
 }
 
+/// A database whose reads and writes outside a transaction go through the records of `autocommit`.
+public protocol AutocommitDatabase: Database {
+    /// The records each call of which runs on its own.
+    var autocommit: any Records { get }
+}
+
+extension AutocommitDatabase {
+    public var teams: any TeamRows { autocommit.teams }
+    public var tokens: any TokenRows { autocommit.tokens }
+    public var identities: any IdentityRows { autocommit.identities }
+    public var bindings: any BindingRows { autocommit.bindings }
+    public var clusters: any ClusterRows { autocommit.clusters }
+    public var jobs: any JobRows { autocommit.jobs }
+    public var audit: any AuditRows { autocommit.audit }
+}
+
 /// The lock a read takes on the rows it returns (inside a transaction; outside one it has no effect).
 public enum RowLock: Sendable, Equatable {
     /// A plain read.

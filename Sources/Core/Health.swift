@@ -385,11 +385,22 @@ public struct HealthCounts: Sendable, Equatable {
     }
 }
 
+/// A binding's health status changed.
+public enum HealthChange {
+    /// The `health.changed` audit event of a binding whose status went from `previous` to `record`'s.
+    public static func event(_ record: BindingHealth, previous: HealthStatus?) -> AuditDraft {
+        AuditDraft(actor: "podid", actorTeam: nil, action: "health.changed", outcome: record.status == .healthy ? .success : .failure,
+                   team: record.team, resourceType: "binding", resourceName: "\(record.identity)/\(record.binding)", requestId: nil,
+                   details: ["cluster": .string(record.cluster), "from": previous.map { .string($0.rawValue) } ?? .null,
+                             "to": .string(record.status.rawValue), "codes": .array(Set(record.findings.map(\.code)).sorted().map(JSONValue.string))])
+    }
+}
+
 /// Health in the system of record: the latest per binding, and its changes over time.
 public protocol HealthStore: Sendable {
     /// Records a sweep's results in one transaction (bindings deleted meanwhile are skipped); for
-    /// those whose status changed, also a history row and the `health.changed` audit event.
-    func recordAll(_ results: [BindingHealth], audit: @escaping @Sendable (BindingHealth, HealthStatus?) -> AuditDraft) async throws
+    /// those whose status changed, also a history row and the `HealthChange.event`.
+    func recordAll(_ results: [BindingHealth]) async throws
     /// The latest health of a binding.
     func health(team: String, identity: String, binding: String) async throws -> BindingHealth?
     /// The latest health of every binding (of one team when given).

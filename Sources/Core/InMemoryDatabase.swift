@@ -6,22 +6,14 @@ import Synchronization
 /// committed state when they return (and is dropped when they throw); writes outside a
 /// transaction wait for the running one. Keys and references are enforced as PostgreSQL's
 /// constraints enforce them, with the same messages.
-public final class InMemoryDatabase: Database {
+public final class InMemoryDatabase: AutocommitDatabase {
     let committed = MemoryState(MemorySnapshot())
     let gate = TransactionGate()
 
     /// An empty database.
     public init() {}
 
-    var base: MemoryRecords { MemoryRecords(access: .autocommit(self)) }
-
-    public var teams: any TeamRows { base.teams }
-    public var tokens: any TokenRows { base.tokens }
-    public var identities: any IdentityRows { base.identities }
-    public var bindings: any BindingRows { base.bindings }
-    public var clusters: any ClusterRows { base.clusters }
-    public var jobs: any JobRows { base.jobs }
-    public var audit: any AuditRows { base.audit }
+    public var autocommit: any Records { MemoryRecords(access: .autocommit(self)) }
 
     public func transaction<Result: Sendable>(_ body: @escaping @Sendable (any Records) async throws -> Result) async throws -> Result {
         await gate.acquire()

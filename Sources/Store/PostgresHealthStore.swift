@@ -30,7 +30,7 @@ public struct PostgresHealthStore: HealthStore {
                              observedAt: observedAt, changedAt: changedAt)
     }
 
-    public func recordAll(_ results: [BindingHealth], audit: @escaping @Sendable (BindingHealth, HealthStatus?) -> AuditDraft) async throws {
+    public func recordAll(_ results: [BindingHealth]) async throws {
         guard !results.isEmpty else { return }
         // Statements over arrays, so that a sweep of thousands of bindings is a few round trips.
         let teams = results.map(\.team)
@@ -87,7 +87,7 @@ public struct PostgresHealthStore: HealthStore {
                      AS r(team, identity, binding, cluster, status, previous, findings, observed_at)
                 """, logger: self.database.logger)
             for index in changed {
-                try await PostgresAuditRows(executor: Executor(connection: connection, logger: self.database.logger)).append(audit(results[index], previous[index] ?? nil))
+                try await PostgresAuditRows(executor: Executor(connection: connection, logger: self.database.logger)).append(HealthChange.event(results[index], previous: previous[index] ?? nil))
             }
         }
     }

@@ -128,7 +128,7 @@ public struct Executor: Sendable {
 }
 
 /// The system of record in PostgreSQL: Core's row stores over the pool, and transactions.
-public struct PostgresStore: Database {
+public struct PostgresStore: AutocommitDatabase {
     /// The pool.
     public let pool: PostgresPool
 
@@ -137,17 +137,7 @@ public struct PostgresStore: Database {
         self.pool = pool
     }
 
-    static func records(_ executor: Executor) -> PostgresRecords { PostgresRecords(executor: executor) }
-
-    var base: PostgresRecords { PostgresRecords(executor: Executor(pool: pool)) }
-
-    public var teams: any TeamRows { base.teams }
-    public var tokens: any TokenRows { base.tokens }
-    public var identities: any IdentityRows { base.identities }
-    public var bindings: any BindingRows { base.bindings }
-    public var clusters: any ClusterRows { base.clusters }
-    public var jobs: any JobRows { base.jobs }
-    public var audit: any AuditRows { base.audit }
+    public var autocommit: any Records { PostgresRecords(executor: Executor(pool: pool)) }
 
     public func transaction<Result: Sendable>(_ body: @escaping @Sendable (any Records) async throws -> Result) async throws -> Result {
         let logger = pool.logger

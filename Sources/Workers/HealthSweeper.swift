@@ -73,13 +73,7 @@ public struct HealthSweeper: Sendable {
             results.append(BindingHealth(team: binding.team, identity: binding.identity, binding: binding.name, cluster: cluster.name,
                                          status: status, findings: findings, observedAt: observed.observedAt, changedAt: nil))
         }
-        let clusterName = cluster.name
-        try await health.recordAll(results) { record, previous in
-            AuditDraft(actor: "podid", actorTeam: nil, action: "health.changed", outcome: record.status == .healthy ? .success : .failure,
-                       team: record.team, resourceType: "binding", resourceName: "\(record.identity)/\(record.binding)", requestId: nil,
-                       details: ["cluster": .string(clusterName), "from": previous.map { .string($0.rawValue) } ?? .null,
-                                 "to": .string(record.status.rawValue), "codes": .array(Set(record.findings.map(\.code)).sorted().map(JSONValue.string))])
-        }
+        try await health.recordAll(results)
         publish(cluster: cluster.name, byStatus: byStatus, byCode: byCode, assignments: observed.assignments)
         let elapsed = ContinuousClock.now - started
         let seconds = elapsed.inSeconds
