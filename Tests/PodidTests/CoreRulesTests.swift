@@ -1,21 +1,95 @@
 import Core
 import Foundation
+import PostgresNIO
+import Store
 import Testing
 
-/// Core's rules on the in-memory database: quota, cascade, selector uniqueness, deletion checks,
-/// the lifecycle and the retry reset, in milliseconds and without PostgreSQL. The PostgreSQL and
-/// simulator tests prove the same paths end to end.
-@Suite("Core rules (in memory)")
+/// Where the rules run: the in-memory database (milliseconds) and PostgreSQL (the same rules over the
+/// real row stores, locks and constraints).
+enum RulesBackend: String, CaseIterable, CustomStringConvertible, Sendable {
+    case memory
+    case postgres
+
+    var description: String { rawValue }
+}
+
+/// A database for one test, with what a test needs to arrange situations and look at the result.
+struct RulesWorld: Sendable {
+    let database: any Database
+    /// Sets a job's state (a job that failed, say).
+    let setJobState: @Sendable (UUID, JobState) async throws -> Void
+    /// Sets an identity's (binding nil) or a binding's state.
+    let setState: @Sendable (_ team: String, _ identity: String, _ binding: String?, ResourceState) async throws -> Void
+    /// The audit events so far: action and details.
+    let audit: @Sendable () async throws -> [(action: String, actorTeam: String?, details: [String: JSONValue])]
+
+    /// Every job, newest first.
+    func jobs() async throws -> [Job] {
+        try await database.jobs.list(JobFilter(), page: PageRequest(limit: 500, after: nil))
+    }
+
+    func job(_ id: UUID) async throws -> Job? { try await database.jobs.get(id, lock: .none) }
+
+    func bindings(_ team: String, _ identity: String) async throws -> [Binding] {
+        try await database.bindings.list(team: team, identity: identity)
+    }
+
+    static func with(_ backend: RulesBackend, _ body: @Sendable (RulesWorld) async throws -> Void) async throws {
+        switch backend {
+        case .memory:
+            let memory = InMemoryDatabase()
+            try await body(RulesWorld(
+                database: memory,
+                setJobState: { id, state in memory.arrange { $0.jobs[id]?.state = state } },
+                setState: { team, identity, binding, state in
+                    memory.arrange { snapshot in
+                        if let binding {
+                            snapshot.bindings[BindingKey(team: team, identity: identity, name: binding)]?.state = state
+                        } else {
+                            snapshot.identities[IdentityKey(team: team, name: identity)]?.state = state
+                        }
+                    }
+                },
+                audit: { memory.snapshot.audit.map { ($0.action, $0.actorTeam, $0.details) } }))
+        case .postgres:
+            let test = try await TestDatabase.make()
+            defer { Task { await test.drop() } }
+            try await test.withRuntime { client in
+                let pool = PostgresPool(client: client, logger: TestDatabase.logger)
+                try await body(RulesWorld(
+                    database: PostgresStore(pool: pool),
+                    setJobState: { id, state in _ = try await pool.rows("UPDATE jobs SET state = \(state.rawValue) WHERE id = \(id)") },
+                    setState: { team, identity, binding, state in
+                        if let binding {
+                            _ = try await pool.rows("UPDATE bindings SET state = \(state.rawValue) WHERE team = \(team) AND identity = \(identity) AND name = \(binding)")
+                        } else {
+                            _ = try await pool.rows("UPDATE identities SET state = \(state.rawValue) WHERE team = \(team) AND name = \(identity)")
+                        }
+                    },
+                    audit: {
+                        try await pool.rows("SELECT action, actor_team, details::text FROM audit_events ORDER BY id").map { row in
+                            let (action, team, details) = try row.decode((String, String?, String).self)
+                            guard case .object(let members)? = JSONValue.parse(details) else { return (action, team, [:]) }
+                            return (action, team, members)
+                        }
+                    }))
+            }
+        }
+    }
+}
+
+/// Core's rules — quota, cascade, selector uniqueness, deletion checks, If-Match, the re-queued
+/// identity deletion and the retry reset — on the in-memory database and on PostgreSQL.
+@Suite("Core rules", .timeLimit(.minutes(5)))
 struct CoreRulesTests {
     static let subscription = "00000000-0000-0000-0000-000000000000"
     static let scope = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/podid-dev"
     static let admin = CallContext(principal: Principal(tokenId: nil, tokenName: "admin", role: .admin, team: nil), requestId: "req-1",
                                    operation: "test")
 
-    /// A database with teams `payments` and `search` (allowed cluster `local` and namespace
-    /// `default`, at most `max` identities) and cluster `local`.
-    static func world(max: Int = 10) async throws -> InMemoryDatabase {
-        let database = InMemoryDatabase()
+    /// Teams `payments` and `search` (allowed cluster `local` and namespace `default`, at most
+    /// `max` identities) and cluster `local`.
+    static func seed(_ database: any Database, max: Int = 10) async throws {
         let policy = TeamPolicyPatch(subscriptions: [subscription], resourceGroups: ["podid-dev"],
                                      grants: [GrantRule(role: "Reader", scopePrefix: scope)], clusters: ["local"], namespaces: ["default"],
                                      maxIdentities: max)
@@ -24,7 +98,6 @@ struct CoreRulesTests {
         }
         _ = try await ClusterService(database: database).create(
             Cluster(name: "local", apiServer: "https://127.0.0.1:6443", connection: .inCluster), context: admin)
-        return database
     }
 
     static func spec(_ name: String) -> IdentitySpec {
@@ -32,207 +105,250 @@ struct CoreRulesTests {
                      grants: [IdentityGrant(role: "Reader", scope: scope)])
     }
 
-    static func create(_ database: InMemoryDatabase, _ team: String, _ name: String) async throws -> Identity {
+    static func create(_ database: any Database, _ team: String, _ name: String) async throws -> Identity {
         try await IdentityService(database: database).create(team: team, spec(name), deletionPolicyGiven: false, context: admin)
     }
 
-    static func bind(_ database: InMemoryDatabase, _ team: String, _ identity: String, _ name: String, selector: String? = nil,
+    static func bind(_ database: any Database, _ team: String, _ identity: String, _ name: String, selector: String? = nil,
                      namespace: String? = nil) async throws -> Binding {
         try await BindingService(database: database).create(
             team: team, identity: identity, NewBinding(name: name, cluster: "local", namespace: namespace, selector: selector), context: admin)
     }
 
-    static func conflict(_ body: () async throws -> Void) async -> DomainError? {
+    static func refusal(_ body: () async throws -> Void) async -> DomainError? {
         do {
             try await body()
             return nil
         } catch let error as DomainError {
             return error
         } catch {
+            Issue.record("not a domain error: \(error)")
             return nil
         }
     }
 
-    @Test("quota: the team's maxIdentities is a 409 naming the limit, and nothing is written")
-    func quota() async throws {
-        let database = try await Self.world(max: 1)
-        _ = try await Self.create(database, "payments", "orders")
-        let jobsBefore = database.snapshot.jobs.count
-        let error = await Self.conflict { _ = try await Self.create(database, "payments", "billing") }
-        #expect(error?.kind == .conflict)
-        #expect(error?.detail.contains("policy.maxIdentities is 1 and it owns 1 identities") == true, "\(String(describing: error))")
-        #expect(database.snapshot.identities.count == 1 && database.snapshot.jobs.count == jobsBefore, "a refused creation writes nothing")
-        // The quota is per team.
-        _ = try await Self.create(database, "search", "billing")
-    }
-
-    @Test("a created identity is pending with its provision job and audit event naming the job")
-    func creationWritesRowJobAndEvent() async throws {
-        let database = try await Self.world()
-        let identity = try await Self.create(database, "payments", "orders")
-        #expect(identity.state == .pending && identity.message == "waiting for a worker to create it in Azure")
-        let job = try #require(database.snapshot.jobs.values.first { $0.kind == IdentityProvision.name })
-        #expect(job.serialKey == "identity:payments/orders" && job.dedupeKey == "identity:payments/orders")
-        #expect(try IdentityProvision.payload(of: job) == IdentityJobPayload(team: "payments", identity: "orders", generation: 1))
-        let event = try #require(database.snapshot.audit.first { $0.action == "identity.created" })
-        #expect(event.details["jobId"] == .string(job.id.uuidString.lowercased()))
-    }
-
-    @Test("cascade: an identity with bindings is a 409 naming them; with cascade every binding and its superseded jobs go too")
-    func cascade() async throws {
-        let database = try await Self.world()
-        _ = try await Self.create(database, "payments", "orders")
-        let web = try await Self.bind(database, "payments", "orders", "web")
-        _ = try await Self.bind(database, "payments", "orders", "jobs", namespace: "default")
-        // The web binding's apply job failed for good; it no longer applies once the binding goes.
-        let webApply = try #require(database.snapshot.jobs.values.first { $0.kind == BindingApply.name && $0.resource == web.path })
-        database.arrange { $0.jobs[webApply.id]?.state = .failed }
-
-        let service = IdentityService(database: database)
-        let refused = await Self.conflict { _ = try await service.delete(team: "payments", name: "orders", ifMatch: nil, cascade: false, context: Self.admin) }
-        #expect(refused?.kind == .conflict)
-        #expect(refused?.detail.contains("still has 2 binding(s): jobs (cluster local), web (cluster local)") == true, "\(String(describing: refused))")
-        #expect(database.snapshot.bindings.values.allSatisfy { $0.state != .deleting }, "a refused delete changes nothing")
-
-        let deleted = try await service.delete(team: "payments", name: "orders", ifMatch: nil, cascade: true, context: Self.admin)
-        #expect(deleted.state == .deleting)
-        let snapshot = database.snapshot
-        #expect(snapshot.bindings.values.allSatisfy { $0.state == .deleting && $0.message == "waiting for a worker to delete it (the identity is being deleted)" })
-        #expect(snapshot.jobs[webApply.id]?.state == .cancelled, "the failed apply of a binding being deleted is cancelled")
-        #expect(snapshot.jobs.values.filter { $0.kind == BindingApply.name }.allSatisfy { $0.state == .cancelled })
-        #expect(snapshot.jobs.values.filter { $0.kind == BindingDelete.name }.count == 2)
-        #expect(snapshot.jobs.values.filter { $0.kind == IdentityProvision.name }.allSatisfy { $0.state == .cancelled })
-        #expect(snapshot.jobs.values.filter { $0.kind == IdentityDelete.name && $0.state == .queued }.count == 1)
-        let cascaded = snapshot.audit.filter { $0.action == "binding.deleted" }
-        #expect(cascaded.count == 2 && cascaded.allSatisfy { $0.details["cascade"] == .bool(true) && $0.details["jobId"] != nil })
-
-        // Deleting again answers the same, and queues nothing more.
-        let again = try await service.delete(team: "payments", name: "orders", ifMatch: nil, cascade: true, context: Self.admin)
-        #expect(again.state == .deleting && database.snapshot.jobs.count == snapshot.jobs.count)
-    }
-
-    @Test("deleting a binding cancels its queued and failed apply jobs, the same rule as a cascade")
-    func bindingDeletionCancels() async throws {
-        let database = try await Self.world()
-        _ = try await Self.create(database, "payments", "orders")
-        let web = try await Self.bind(database, "payments", "orders", "web")
-        let apply = try #require(database.snapshot.jobs.values.first { $0.kind == BindingApply.name })
-        database.arrange { $0.jobs[apply.id]?.state = .failed }
-        let deleted = try await BindingService(database: database).delete(team: "payments", identity: "orders", name: web.name, ifMatch: nil,
-                                                                          context: Self.admin)
-        #expect(deleted.state == .deleting)
-        #expect(database.snapshot.jobs[apply.id]?.state == .cancelled)
-        #expect(database.snapshot.jobs[apply.id]?.lastError == "cancelled: the binding is being deleted")
-    }
-
-    @Test("selector: another team's selector in the cluster is a 409 on create and on patch; the same team may share one")
-    func selectorUniqueness() async throws {
-        let database = try await Self.world()
-        _ = try await Self.create(database, "payments", "orders")
-        _ = try await Self.create(database, "search", "crawler")
-        _ = try await Self.bind(database, "payments", "orders", "web", selector: "shared")
-        _ = try await Self.bind(database, "payments", "orders", "web2", selector: "shared")
-        let taken = await Self.conflict { _ = try await Self.bind(database, "search", "crawler", "web", selector: "shared") }
-        #expect(taken?.kind == .conflict && taken?.fields.first?.field == "selector", "\(String(describing: taken))")
-        #expect(taken?.detail.contains("used by another team in cluster local") == true)
-        _ = try await Self.bind(database, "search", "crawler", "web", selector: "mine")
-        let patched = await Self.conflict {
-            _ = try await BindingService(database: database).patch(team: "search", identity: "crawler", name: "web", selector: "shared",
-                                                                   cluster: nil, namespace: nil, ifMatch: nil, context: Self.admin)
+    @Test("quota: the team's maxIdentities is a 409 naming the limit, and nothing is written", arguments: RulesBackend.allCases)
+    func quota(_ backend: RulesBackend) async throws {
+        try await RulesWorld.with(backend) { world in
+            let database = world.database
+            try await Self.seed(database, max: 1)
+            _ = try await Self.create(database, "payments", "orders")
+            let jobsBefore = try await world.jobs().count
+            let error = await Self.refusal { _ = try await Self.create(database, "payments", "billing") }
+            #expect(error?.kind == .conflict)
+            #expect(error?.detail.contains("policy.maxIdentities is 1 and it owns 1 identities") == true, "\(String(describing: error))")
+            #expect(try await database.identities.get(team: "payments", name: "billing", lock: .none) == nil)
+            #expect(try await world.jobs().count == jobsBefore, "a refused creation writes nothing")
+            // The quota is per team.
+            _ = try await Self.create(database, "search", "billing")
         }
-        #expect(patched?.kind == .conflict && patched?.fields.first?.field == "selector")
-        #expect(database.snapshot.bindings[BindingKey(team: "search", identity: "crawler", name: "web")]?.selector == "mine")
     }
 
-    @Test("an identity that is being deleted cannot be bound or changed")
-    func beingDeleted() async throws {
-        let database = try await Self.world()
-        _ = try await Self.create(database, "payments", "orders")
-        _ = try await IdentityService(database: database).delete(team: "payments", name: "orders", ifMatch: nil, cascade: false, context: Self.admin)
-        let bound = await Self.conflict { _ = try await Self.bind(database, "payments", "orders", "web") }
-        #expect(bound?.kind == .conflict && bound?.detail == "Identity 'orders' is being deleted; it cannot be bound.")
-        let changed = await Self.conflict {
-            _ = try await IdentityService(database: database).patch(team: "payments", name: "orders", IdentityPatch(tags: ["a": "b"]),
-                                                                    ifMatch: nil, context: Self.admin)
+    @Test("a created identity is pending with its provision job and audit event naming the job", arguments: RulesBackend.allCases)
+    func creationWritesRowJobAndEvent(_ backend: RulesBackend) async throws {
+        try await RulesWorld.with(backend) { world in
+            try await Self.seed(world.database)
+            let identity = try await Self.create(world.database, "payments", "orders")
+            #expect(identity.state == .pending && identity.message == "waiting for a worker to create it in Azure")
+            let job = try #require(try await world.jobs().first { $0.kind == IdentityProvision.name })
+            #expect(job.serialKey == "identity:payments/orders" && job.dedupeKey == "identity:payments/orders")
+            #expect(try IdentityProvision.payload(of: job) == IdentityJobPayload(team: "payments", identity: "orders", generation: 1))
+            let event = try #require(try await world.audit().first { $0.action == "identity.created" })
+            #expect(event.details["jobId"] == .string(job.id.uuidString.lowercased()))
         }
-        #expect(changed?.kind == .conflict && changed?.detail.contains("is being deleted") == true)
     }
 
-    @Test("If-Match: a stale generation is a 412 and changes nothing; a change bumps the generation and queues one job")
-    func ifMatch() async throws {
-        let database = try await Self.world()
-        _ = try await Self.create(database, "payments", "orders")
-        let service = IdentityService(database: database)
-        let stale = await Self.conflict {
-            _ = try await service.patch(team: "payments", name: "orders", IdentityPatch(tags: ["a": "b"]), ifMatch: 7, context: Self.admin)
+    @Test("cascade: an identity with bindings is a 409 naming them; with cascade every binding and its superseded jobs go too",
+          arguments: RulesBackend.allCases)
+    func cascade(_ backend: RulesBackend) async throws {
+        try await RulesWorld.with(backend) { world in
+            let database = world.database
+            try await Self.seed(database)
+            _ = try await Self.create(database, "payments", "orders")
+            let web = try await Self.bind(database, "payments", "orders", "web")
+            _ = try await Self.bind(database, "payments", "orders", "jobs", namespace: "default")
+            // The web binding's apply job failed for good; it no longer applies once the binding goes.
+            let webApply = try #require(try await world.jobs().first { $0.kind == BindingApply.name && $0.resource == web.path })
+            try await world.setJobState(webApply.id, .failed)
+
+            let service = IdentityService(database: database)
+            let refused = await Self.refusal {
+                _ = try await service.delete(team: "payments", name: "orders", ifMatch: nil, cascade: false, context: Self.admin)
+            }
+            #expect(refused?.kind == .conflict)
+            #expect(refused?.detail.contains("still has 2 binding(s): jobs (cluster local), web (cluster local)") == true,
+                    "\(String(describing: refused))")
+            #expect(try await world.bindings("payments", "orders").allSatisfy { $0.state != .deleting }, "a refused delete changes nothing")
+
+            let deleted = try await service.delete(team: "payments", name: "orders", ifMatch: nil, cascade: true, context: Self.admin)
+            #expect(deleted.state == .deleting)
+            let bindings = try await world.bindings("payments", "orders")
+            #expect(bindings.count == 2 && bindings.allSatisfy {
+                $0.state == .deleting && $0.message == "waiting for a worker to delete it (the identity is being deleted)"
+            })
+            let jobs = try await world.jobs()
+            #expect(try await world.job(webApply.id)?.state == .cancelled, "the failed apply of a binding being deleted is cancelled")
+            #expect(jobs.filter { $0.kind == BindingApply.name }.allSatisfy { $0.state == .cancelled })
+            #expect(jobs.filter { $0.kind == BindingDelete.name }.count == 2)
+            #expect(jobs.filter { $0.kind == IdentityProvision.name }.allSatisfy { $0.state == .cancelled })
+            #expect(jobs.filter { $0.kind == IdentityDelete.name && $0.state == .queued }.count == 1)
+            let cascaded = try await world.audit().filter { $0.action == "binding.deleted" }
+            #expect(cascaded.count == 2 && cascaded.allSatisfy { $0.details["cascade"] == .bool(true) && $0.details["jobId"] != nil })
+
+            // Deleting again answers the same, and queues nothing more.
+            let again = try await service.delete(team: "payments", name: "orders", ifMatch: nil, cascade: true, context: Self.admin)
+            #expect(again.state == .deleting)
+            #expect(try await world.jobs().count == jobs.count)
         }
-        #expect(stale?.kind == .preconditionFailed)
-        let (changed, didChange) = try await service.patch(team: "payments", name: "orders", IdentityPatch(tags: ["a": "b"]), ifMatch: 1,
-                                                           context: Self.admin)
-        #expect(didChange && changed.generation == 2 && changed.state == .pending)
-        #expect(changed.message == "waiting for a worker to apply generation 2")
-        // The queued provision job absorbed the change (one dedupe key), and carries generation 2.
-        let queued = database.snapshot.jobs.values.filter { $0.state == .queued && $0.resource == changed.path }
-        #expect(queued.count == 1)
-        #expect(try IdentityProvision.payload(of: queued[0]).generation == 2)
     }
 
-    @Test("the last binding's deletion queues its identity's delete job again; an earlier one does not")
-    func lastBindingRequeuesIdentityDeletion() async throws {
-        let database = try await Self.world()
-        _ = try await Self.create(database, "payments", "orders")
-        _ = try await Self.bind(database, "payments", "orders", "web")
-        _ = try await Self.bind(database, "payments", "orders", "jobs", namespace: "default")
-        _ = try await IdentityService(database: database).delete(team: "payments", name: "orders", ifMatch: nil, cascade: true, context: Self.admin)
-        // The identity's delete job ran first and found bindings: it is done, and waits to be queued again.
-        let first = try #require(database.snapshot.jobs.values.first { $0.kind == IdentityDelete.name })
-        database.arrange { $0.jobs[first.id]?.state = .succeeded }
-        let bindings = database.snapshot.bindings.values.sorted { $0.name < $1.name }
-
-        try await BindingService.finishDeletion(bindings[0], in: database, audit: [], requestId: nil)
-        #expect(database.snapshot.jobs.values.filter { $0.kind == IdentityDelete.name && $0.state == .queued }.isEmpty,
-                "one binding is left")
-        try await BindingService.finishDeletion(bindings[1], in: database, audit: [], requestId: nil)
-        #expect(database.snapshot.jobs.values.filter { $0.kind == IdentityDelete.name && $0.state == .queued }.count == 1)
-        #expect(database.snapshot.bindings.isEmpty)
-    }
-
-    @Test("retry: a failed job is queued again with fresh attempts, and its failed identity or binding is pending again")
-    func retryResetsTheResource() async throws {
-        let database = try await Self.world()
-        let identity = try await Self.create(database, "payments", "orders")
-        let binding = try await Self.bind(database, "payments", "orders", "web")
-        let provision = try #require(database.snapshot.jobs.values.first { $0.kind == IdentityProvision.name })
-        let apply = try #require(database.snapshot.jobs.values.first { $0.kind == BindingApply.name })
-        database.arrange { snapshot in
-            snapshot.jobs[provision.id]?.state = .failed
-            snapshot.jobs[provision.id]?.attempts = 10
-            snapshot.jobs[apply.id]?.state = .failed
-            snapshot.identities[IdentityKey(team: "payments", name: "orders")]?.state = .failed
-            snapshot.bindings[BindingKey(team: "payments", identity: "orders", name: "web")]?.state = .failed
+    @Test("deleting a binding cancels its queued and failed apply jobs, the same rule as a cascade", arguments: RulesBackend.allCases)
+    func bindingDeletionCancels(_ backend: RulesBackend) async throws {
+        try await RulesWorld.with(backend) { world in
+            let database = world.database
+            try await Self.seed(database)
+            _ = try await Self.create(database, "payments", "orders")
+            let web = try await Self.bind(database, "payments", "orders", "web")
+            let apply = try #require(try await world.jobs().first { $0.kind == BindingApply.name })
+            try await world.setJobState(apply.id, .failed)
+            let deleted = try await BindingService(database: database).delete(team: "payments", identity: "orders", name: web.name,
+                                                                              ifMatch: nil, context: Self.admin)
+            #expect(deleted.state == .deleting)
+            let cancelled = try await world.job(apply.id)
+            #expect(cancelled?.state == .cancelled && cancelled?.lastError == "cancelled: the binding is being deleted")
         }
-        let jobs = JobService(database: database)
-        let retried = try await jobs.retry(provision.id.uuidString, context: Self.admin)
-        #expect(retried.state == .queued && retried.attempts == 0)
-        let reset = try #require(database.snapshot.identities[IdentityKey(team: "payments", name: identity.name)])
-        #expect(reset.state == .pending && reset.message == "waiting for a worker to retry job \(provision.id.uuidString.lowercased())")
-        _ = try await jobs.retry(apply.id.uuidString, context: Self.admin)
-        #expect(database.snapshot.bindings[BindingKey(team: "payments", identity: "orders", name: binding.name)]?.state == .pending)
-        #expect(database.snapshot.audit.filter { $0.action == "job.retried" }.count == 2)
-
-        let again = await Self.conflict { _ = try await jobs.retry(provision.id.uuidString, context: Self.admin) }
-        #expect(again?.kind == .conflict && again?.detail.contains("only a failed or cancelled job can be retried") == true)
     }
 
-    @Test("a team token of another team sees a 404, and the denial is audited")
-    func otherTeamIsNotFound() async throws {
-        let database = try await Self.world()
-        _ = try await Self.create(database, "payments", "orders")
-        let search = CallContext(principal: Principal(tokenId: UUID(), tokenName: "search", role: .maintainer, team: "search"),
-                                 requestId: "req-2", operation: "test")
-        let error = await Self.conflict { _ = try await IdentityService(database: database).get(team: "payments", name: "orders", context: search) }
-        #expect(error?.kind == .notFound)
-        #expect(database.snapshot.audit.contains { $0.action == "auth.denied" && $0.actorTeam == "search" })
+    @Test("selector: another team's selector in the cluster is a 409 on create and on patch; the same team may share one",
+          arguments: RulesBackend.allCases)
+    func selectorUniqueness(_ backend: RulesBackend) async throws {
+        try await RulesWorld.with(backend) { world in
+            let database = world.database
+            try await Self.seed(database)
+            _ = try await Self.create(database, "payments", "orders")
+            _ = try await Self.create(database, "search", "crawler")
+            _ = try await Self.bind(database, "payments", "orders", "web", selector: "shared")
+            _ = try await Self.bind(database, "payments", "orders", "web2", selector: "shared")
+            let taken = await Self.refusal { _ = try await Self.bind(database, "search", "crawler", "web", selector: "shared") }
+            #expect(taken?.kind == .conflict && taken?.fields.first?.field == "selector", "\(String(describing: taken))")
+            #expect(taken?.detail.contains("used by another team in cluster local") == true)
+            _ = try await Self.bind(database, "search", "crawler", "web", selector: "mine")
+            let patched = await Self.refusal {
+                _ = try await BindingService(database: database).patch(team: "search", identity: "crawler", name: "web", selector: "shared",
+                                                                       cluster: nil, namespace: nil, ifMatch: nil, context: Self.admin)
+            }
+            #expect(patched?.kind == .conflict && patched?.fields.first?.field == "selector")
+            #expect(try await database.bindings.get(team: "search", identity: "crawler", name: "web", lock: .none)?.selector == "mine")
+        }
+    }
+
+    @Test("an identity that is being deleted cannot be bound or changed", arguments: RulesBackend.allCases)
+    func beingDeleted(_ backend: RulesBackend) async throws {
+        try await RulesWorld.with(backend) { world in
+            let database = world.database
+            try await Self.seed(database)
+            _ = try await Self.create(database, "payments", "orders")
+            _ = try await IdentityService(database: database).delete(team: "payments", name: "orders", ifMatch: nil, cascade: false,
+                                                                     context: Self.admin)
+            let bound = await Self.refusal { _ = try await Self.bind(database, "payments", "orders", "web") }
+            #expect(bound?.kind == .conflict && bound?.detail == "Identity 'orders' is being deleted; it cannot be bound.")
+            let changed = await Self.refusal {
+                _ = try await IdentityService(database: database).patch(team: "payments", name: "orders", IdentityPatch(tags: ["a": "b"]),
+                                                                        ifMatch: nil, context: Self.admin)
+            }
+            #expect(changed?.kind == .conflict && changed?.detail.contains("is being deleted") == true)
+        }
+    }
+
+    @Test("If-Match: a stale generation is a 412 and changes nothing; a change bumps the generation and coalesces into the queued job",
+          arguments: RulesBackend.allCases)
+    func ifMatch(_ backend: RulesBackend) async throws {
+        try await RulesWorld.with(backend) { world in
+            let database = world.database
+            try await Self.seed(database)
+            _ = try await Self.create(database, "payments", "orders")
+            let service = IdentityService(database: database)
+            let stale = await Self.refusal {
+                _ = try await service.patch(team: "payments", name: "orders", IdentityPatch(tags: ["a": "b"]), ifMatch: 7, context: Self.admin)
+            }
+            #expect(stale?.kind == .preconditionFailed)
+            let (changed, didChange) = try await service.patch(team: "payments", name: "orders", IdentityPatch(tags: ["a": "b"]), ifMatch: 1,
+                                                               context: Self.admin)
+            #expect(didChange && changed.generation == 2 && changed.state == .pending)
+            #expect(changed.message == "waiting for a worker to apply generation 2")
+            let queued = try await world.jobs().filter { $0.state == .queued && $0.resource == changed.path }
+            #expect(queued.count == 1)
+            #expect(try IdentityProvision.payload(of: try #require(queued.first)).generation == 2)
+        }
+    }
+
+    @Test("the last binding's deletion queues its identity's delete job again; an earlier one does not", arguments: RulesBackend.allCases)
+    func lastBindingRequeuesIdentityDeletion(_ backend: RulesBackend) async throws {
+        try await RulesWorld.with(backend) { world in
+            let database = world.database
+            try await Self.seed(database)
+            _ = try await Self.create(database, "payments", "orders")
+            _ = try await Self.bind(database, "payments", "orders", "web")
+            _ = try await Self.bind(database, "payments", "orders", "jobs", namespace: "default")
+            _ = try await IdentityService(database: database).delete(team: "payments", name: "orders", ifMatch: nil, cascade: true,
+                                                                     context: Self.admin)
+            // The identity's delete job ran first and found bindings: it is done, and waits to be queued again.
+            let first = try #require(try await world.jobs().first { $0.kind == IdentityDelete.name })
+            try await world.setJobState(first.id, .succeeded)
+            let bindings = try await world.bindings("payments", "orders")
+            let queuedDeletes = { try await world.jobs().filter { $0.kind == IdentityDelete.name && $0.state == .queued }.count }
+
+            try await BindingService.finishDeletion(bindings[0], in: database, audit: [], requestId: nil)
+            #expect(try await queuedDeletes() == 0, "one binding is left")
+            try await BindingService.finishDeletion(bindings[1], in: database, audit: [], requestId: nil)
+            #expect(try await queuedDeletes() == 1)
+            #expect(try await world.bindings("payments", "orders").isEmpty)
+        }
+    }
+
+    @Test("retry: a failed job is queued again with fresh attempts, and its failed identity or binding is pending again",
+          arguments: RulesBackend.allCases)
+    func retryResetsTheResource(_ backend: RulesBackend) async throws {
+        try await RulesWorld.with(backend) { world in
+            let database = world.database
+            try await Self.seed(database)
+            _ = try await Self.create(database, "payments", "orders")
+            _ = try await Self.bind(database, "payments", "orders", "web")
+            let jobsBefore = try await world.jobs()
+            let provision = try #require(jobsBefore.first { $0.kind == IdentityProvision.name })
+            let apply = try #require(jobsBefore.first { $0.kind == BindingApply.name })
+            try await world.setJobState(provision.id, .failed)
+            try await world.setJobState(apply.id, .failed)
+            try await world.setState("payments", "orders", nil, .failed)
+            try await world.setState("payments", "orders", "web", .failed)
+
+            let jobs = JobService(database: database)
+            let retried = try await jobs.retry(provision.id.uuidString, context: Self.admin)
+            #expect(retried.state == .queued && retried.attempts == 0)
+            let reset = try #require(try await database.identities.get(team: "payments", name: "orders", lock: .none))
+            #expect(reset.state == .pending && reset.message == "waiting for a worker to retry job \(provision.id.uuidString.lowercased())")
+            _ = try await jobs.retry(apply.id.uuidString, context: Self.admin)
+            #expect(try await database.bindings.get(team: "payments", identity: "orders", name: "web", lock: .none)?.state == .pending)
+            #expect(try await world.audit().filter { $0.action == "job.retried" }.count == 2)
+
+            let again = await Self.refusal { _ = try await jobs.retry(provision.id.uuidString, context: Self.admin) }
+            #expect(again?.kind == .conflict && again?.detail.contains("only a failed or cancelled job can be retried") == true)
+        }
+    }
+
+    @Test("a team token of another team sees a 404, and the denial is audited", arguments: RulesBackend.allCases)
+    func otherTeamIsNotFound(_ backend: RulesBackend) async throws {
+        try await RulesWorld.with(backend) { world in
+            try await Self.seed(world.database)
+            _ = try await Self.create(world.database, "payments", "orders")
+            let search = CallContext(principal: Principal(tokenId: UUID(), tokenName: "search", role: .maintainer, team: "search"),
+                                     requestId: "req-2", operation: "test")
+            let error = await Self.refusal {
+                _ = try await IdentityService(database: world.database).get(team: "payments", name: "orders", context: search)
+            }
+            #expect(error?.kind == .notFound)
+            #expect(try await world.audit().contains { $0.action == "auth.denied" && $0.actorTeam == "search" })
+        }
     }
 }
 
