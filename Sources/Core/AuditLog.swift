@@ -219,11 +219,9 @@ public struct AuditService: Sendable {
     public func list(_ filter: AuditFilter, page: PageRequest, context: CallContext) async throws -> Page<AuditRecord> {
         let filter = try await scoped(filter, context: context)
         if let after = page.after, after.count != 2 || Int64(after[0]) == nil || Int64(after[1]) == nil {
-            throw DomainError(.badRequest, "Invalid paging parameters.",
-                              fields: [FieldProblem("cursor", "is not a cursor this list returned; start again without it")])
+            throw PageRequest.invalidCursor
         }
-        let fetched = try await log.events(filter, page: PageRequest(limit: page.limit + 1, after: page.after))
-        return Page(fetched: fetched, limit: page.limit) { [String(Self.micros($0.time)), String($0.id)] }
+        return try await Page.fetch(page, key: { [String(Self.micros($0.time)), String($0.id)] }) { try await log.events(filter, page: $0) }
     }
 
     /// Microseconds since 1970 of a stored time, for cursors.

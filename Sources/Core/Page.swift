@@ -33,6 +33,11 @@ public struct PageRequest: Sendable, Equatable {
         self.after = after
     }
 
+    /// 400: a cursor this list did not return.
+    public static let invalidCursor = DomainError(
+        .badRequest, "Invalid paging parameters.",
+        fields: [FieldProblem("cursor", "is not a cursor this list returned; start again without it")])
+
     /// A page request from already-valid values.
     public init(limit: Int, after: [String]?) {
         self.limit = limit
@@ -50,10 +55,7 @@ public enum TimeCursor {
     /// The position a page continues after; 400 when the cursor is not one such a list returned.
     public static func position(_ page: PageRequest) throws -> (micros: Int64, id: UUID)? {
         guard let after = page.after else { return nil }
-        guard after.count == 2, let micros = Int64(after[0]), let id = UUID(uuidString: after[1]) else {
-            throw DomainError(.badRequest, "Invalid paging parameters.",
-                              fields: [FieldProblem("cursor", "is not a cursor this list returned; start again without it")])
-        }
+        guard after.count == 2, let micros = Int64(after[0]), let id = UUID(uuidString: after[1]) else { throw PageRequest.invalidCursor }
         return (micros, id)
     }
 }
