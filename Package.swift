@@ -23,9 +23,11 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/swift-server/swift-openapi-async-http-client.git", from: "1.5.0"),
     ],
     targets: [
-        // Code generated from the top-level openapi.yaml (symlinked into the target folder).
+        // Code generated from the top-level openapi.yaml (symlinked into the target folder): the types,
+        // the server protocol the HTTP target implements, and the client the `podid` CLI uses.
         .target(
             name: "API",
             dependencies: [.product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")],
@@ -127,8 +129,10 @@ let package = Package(
         .executableTarget(
             name: "podid",
             dependencies: [
-                "App", "Simulators", "Core",
+                "App", "Simulators", "Core", "API",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIAsyncHTTPClient", package: "swift-openapi-async-http-client"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

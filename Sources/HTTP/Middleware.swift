@@ -69,7 +69,7 @@ public struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
             name: "podid_http_request_duration_seconds", labels: [("route", route), ("method", method)],
             buckets: [.milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
                       .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5)]
-        ).recordNanoseconds(Int64(elapsed.components.seconds) * 1_000_000_000 + Int64(elapsed.components.attoseconds / 1_000_000_000))
+        ).recordNanoseconds(elapsed.inNanoseconds)
         if response.status == .unauthorized {
             registry.makeCounter(name: "podid_http_unauthorized_total", labels: [("route", route)]).increment()
         }

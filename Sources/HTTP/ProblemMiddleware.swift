@@ -116,6 +116,10 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         case .typeMismatch(let type, let context):
             return FieldProblem(path(context.codingPath), "must be \(Self.typeName(type))")
         case .dataCorrupted(let context):
+            // The date transcoder cannot see where the time was: say what is wrong with it.
+            if context.debugDescription.hasPrefix(RFC3339DateTranscoder.expectation) {
+                return FieldProblem(path(context.codingPath), "holds a time that is not RFC 3339 (\(context.debugDescription))")
+            }
             if context.codingPath.isEmpty { return FieldProblem("", "is not valid JSON") }
             return FieldProblem(path(context.codingPath), "has a value that is not allowed (\(context.debugDescription))")
         @unknown default:

@@ -28,6 +28,7 @@ public enum Routes {
         router.add(middleware: ProblemMiddleware(routes: box.table, logger: logger))
         router.add(middleware: BodyLimitMiddleware())
         router.add(middleware: AuthMiddleware(authenticator: authenticator, publicPaths: publicPaths, logger: logger))
+        router.add(middleware: NullMemberMiddleware())
         router.add(middleware: IdempotencyMiddleware(store: idempotency))
         router.add(middleware: ResponseAdjustmentsMiddleware())
         try handler.registerHandlers(on: router, configuration: configuration)

@@ -3,7 +3,8 @@ import Core
 import Foundation
 import OpenAPIRuntime
 
-/// Wire <-> domain mapping.
+/// Wire <-> domain mapping: every conversion between the types generated from openapi.yaml and
+/// `Core`'s, by topic in `Wire+<Topic>.swift`; here the shared parts, the caller, teams and tokens.
 enum Wire {
     static func role(_ role: Role) -> Components.Schemas.Role {
         switch role {
@@ -23,9 +24,18 @@ enum Wire {
         }
     }
 
+    /// Keys of `/v1/me` that are `null` for the bootstrap admin token or a platform token.
+    static let meNullKeys = ["tokenId", "team", "expiresAt"]
+
+    static func me(_ principal: Principal) -> Components.Schemas.Me {
+        .init(tokenId: principal.tokenId?.uuidString.lowercased(), tokenName: principal.tokenName, role: role(principal.role),
+              team: principal.team, expiresAt: principal.expiresAt)
+    }
+
     static func etag(_ version: Int64) -> String { "\"\(version)\"" }
 
-    /// The version in an `If-Match` header: nil when absent or `*`; 412 when it is no ETag podid gave.
+    /// The version in an `If-Match` header: nil when absent or `*`; 412 when it is no ETag podid gave,
+    /// malformed ones included (no current ETag matches them), as openapi.yaml says.
     static func ifMatch(_ header: String?) throws -> Int64? {
         guard var text = header?.trimmingCharacters(in: .whitespaces), text != "*" else { return nil }
         if text.hasPrefix("W/") { text.removeFirst(2) }
@@ -48,6 +58,14 @@ enum Wire {
             subscriptions: wire.subscriptions, resourceGroups: wire.resourceGroups,
             grants: wire.grants?.map { GrantRule(role: $0.role, scopePrefix: $0.scopePrefix) },
             clusters: wire.clusters, namespaces: wire.namespaces, maxIdentities: wire.maxIdentities)
+    }
+
+    static func newTeam(_ wire: Components.Schemas.TeamCreate) -> NewTeam {
+        NewTeam(name: wire.name, displayName: wire.displayName, contacts: wire.contacts, policy: wire.policy.map(policyPatch))
+    }
+
+    static func teamPatch(_ wire: Components.Schemas.TeamPatch) -> TeamPatch {
+        TeamPatch(displayName: wire.displayName, contacts: wire.contacts, policy: wire.policy.map(policyPatch))
     }
 
     static func team(_ team: Team) -> Components.Schemas.Team {
@@ -73,195 +91,73 @@ enum Wire {
     }
 }
 
-extension Wire {
-    /// Keys of an identity that are `null` until a job fills them.
-    static let identityNullKeys = ["resourceId", "clientId", "principalId", "tenantId", "message", "lastError"]
-    /// Keys of a job that may be `null`.
-    static let jobNullKeys = ["team", "lastError", "requestId", "finishedAt"]
-
-    static func identity(_ identity: Identity) -> Components.Schemas.Identity {
-        .init(
-            name: identity.name, team: identity.team, subscriptionId: identity.subscriptionId, resourceGroup: identity.resourceGroup,
-            location: identity.location, tags: .init(additionalProperties: identity.tags),
-            grants: identity.grants.map { .init(role: $0.role, scope: $0.scope) }, deletionPolicy: deletionPolicy(identity.deletionPolicy),
-            resourceId: identity.resourceId, clientId: identity.clientId, principalId: identity.principalId, tenantId: identity.tenantId,
-            roleAssignments: identity.assignments.map {
-                .init(role: $0.role, scope: $0.scope, assignmentId: $0.assignmentId, managedByPodid: $0.owned)
-            },
-            state: state(identity.state), message: identity.message, lastError: identity.lastError, generation: identity.generation,
-            observedGeneration: identity.observedGeneration, createdAt: identity.createdAt, updatedAt: identity.updatedAt)
-    }
-
-    static func state(_ state: ResourceState) -> Components.Schemas.ResourceState {
-        switch state {
-        case .pending: .pending
-        case .provisioning: .provisioning
-        case .ready: .ready
-        case .failed: .failed
-        case .deleting: .deleting
-        }
-    }
-
-    static func deletionPolicy(_ policy: DeletionPolicy) -> Components.Schemas.DeletionPolicy {
-        switch policy {
-        case .delete: .delete
-        case .retain: .retain
-        }
-    }
-
-    static func deletionPolicy(_ policy: Components.Schemas.DeletionPolicy) -> DeletionPolicy {
-        switch policy {
-        case .delete: .delete
-        case .retain: .retain
-        }
-    }
-
-    static func grants(_ grants: [Components.Schemas.Grant]?) -> [IdentityGrant]? {
-        grants?.map { IdentityGrant(role: $0.role, scope: $0.scope) }
-    }
-
-    /// A create or PUT body as a spec; `name` comes from the path for PUT.
-    static func spec(_ body: Components.Schemas.IdentityCreate, name: String?) throws -> IdentitySpec {
-        guard let name = name ?? body.name else {
-            throw DomainError(.validation, "The identity needs a name.", fields: [FieldProblem("name", "is required")])
-        }
-        return IdentitySpec(
-            name: name, subscriptionId: body.subscriptionId, resourceGroup: body.resourceGroup, location: body.location ?? "",
-            tags: body.tags?.additionalProperties ?? [:], grants: grants(body.grants) ?? [],
-            deletionPolicy: body.deletionPolicy.map(deletionPolicy) ?? .delete, adoptResourceId: body.resourceId)
-    }
-
-    static func jobState(_ state: JobState) -> Components.Schemas.JobState {
-        switch state {
-        case .queued: .queued
-        case .running: .running
-        case .succeeded: .succeeded
-        case .failed: .failed
-        case .cancelled: .cancelled
-        }
-    }
-
-    static func jobState(_ state: Components.Schemas.JobState) -> JobState {
-        switch state {
-        case .queued: .queued
-        case .running: .running
-        case .succeeded: .succeeded
-        case .failed: .failed
-        case .cancelled: .cancelled
-        }
-    }
-
-    static func job(_ job: Job) -> Components.Schemas.Job {
-        .init(
-            id: job.id.uuidString.lowercased(), kind: job.kind, resource: job.resource, team: job.team, state: jobState(job.state),
-            attempts: job.attempts, maxAttempts: job.maxAttempts, runAt: job.runAt, lastError: job.lastError,
-            steps: job.steps.map { .init(name: $0.name, outcome: $0.outcome, at: $0.at, details: .init(additionalProperties: $0.details)) },
-            requestId: job.requestId, createdAt: job.createdAt, updatedAt: job.updatedAt, finishedAt: job.finishedAt)
-    }
-}
-
-extension Wire {
-    /// (`kubeletIdentity` and `status` are objects: absent rather than null when unset.)
-    static let clusterNullKeys = ["apiServer", "nodeResourceGroup"]
-    static let bindingNullKeys = ["message", "lastError", "health"]
-
-    static func connection(_ connection: ClusterConnection) -> Components.Schemas.ClusterConnection {
-        switch connection {
-        case .inCluster: .init(mode: .inCluster)
-        case .kubeconfig(let path, let context): .init(mode: .kubeconfig, path: path, context: context)
-        case .token(let tokenFile, let caFile): .init(mode: .token, tokenFile: tokenFile, caFile: caFile)
-        }
-    }
-
-    /// The wire connection as a domain value; 422 naming the field a mode needs.
-    static func connection(_ wire: Components.Schemas.ClusterConnection) throws -> ClusterConnection {
-        switch wire.mode {
-        case .inCluster:
-            return .inCluster
-        case .kubeconfig:
-            guard let path = wire.path else {
-                throw DomainError(.validation, "A kubeconfig connection needs a path.", fields: [FieldProblem("connection.path", "is required for mode kubeconfig")])
-            }
-            return .kubeconfig(path: path, context: wire.context)
-        case .token:
-            guard let tokenFile = wire.tokenFile else {
-                throw DomainError(.validation, "A token connection needs a token file.", fields: [FieldProblem("connection.tokenFile", "is required for mode token")])
-            }
-            return .token(tokenFile: tokenFile, caFile: wire.caFile)
-        }
-    }
-
-    static func micMode(_ mode: MICMode) -> Components.Schemas.MICMode {
-        switch mode {
-        case .cluster: .cluster
-        case .namespaced: .namespaced
-        }
-    }
-
-    static func micMode(_ mode: Components.Schemas.MICMode) -> MICMode {
-        switch mode {
-        case .cluster: .cluster
-        case .namespaced: .namespaced
-        }
-    }
-
-    static func kubelet(_ wire: Components.Schemas.KubeletIdentity) -> KubeletIdentity {
-        KubeletIdentity(resourceId: wire.resourceId, clientId: wire.clientId, objectId: wire.objectId)
-    }
-
-    static func cluster(_ cluster: Cluster) -> Components.Schemas.Cluster {
-        .init(
-            name: cluster.name, apiServer: cluster.apiServer, connection: connection(cluster.connection),
-            brokerNamespace: cluster.brokerNamespace, micMode: micMode(cluster.micMode), nodeResourceGroup: cluster.nodeResourceGroup,
-            kubeletIdentity: cluster.kubeletIdentity.map { .init(resourceId: $0.resourceId, clientId: $0.clientId, objectId: $0.objectId) },
-            status: cluster.status.map { status in
-                .init(reachable: status.reachable, crdsServed: status.crdsServed, servedKinds: status.servedKinds,
-                      permissions: status.permissions.map { .init(verb: $0.verb, resource: $0.resource, namespace: $0.namespace, allowed: $0.allowed) },
-                      serverVersion: status.serverVersion, checkedAt: status.checkedAt, message: status.message)
-            },
-            createdAt: cluster.createdAt, updatedAt: cluster.updatedAt)
-    }
-
-    static func newCluster(_ wire: Components.Schemas.ClusterCreate) throws -> Cluster {
-        Cluster(
-            name: wire.name, apiServer: wire.apiServer, connection: try connection(wire.connection),
-            brokerNamespace: wire.brokerNamespace ?? "aad-broker", micMode: wire.micMode.map(micMode) ?? .cluster,
-            nodeResourceGroup: wire.nodeResourceGroup, kubeletIdentity: wire.kubeletIdentity.map(kubelet))
-    }
-
-    static func clusterPatch(_ wire: Components.Schemas.ClusterPatch) throws -> ClusterPatch {
-        ClusterPatch(
-            apiServer: wire.apiServer.map { $0.isEmpty ? nil : $0 }, connection: try wire.connection.map(connection),
-            brokerNamespace: wire.brokerNamespace, micMode: wire.micMode.map(micMode),
-            nodeResourceGroup: wire.nodeResourceGroup.map { $0.isEmpty ? nil : $0 },
-            kubeletIdentity: wire.kubeletIdentity.map { wire in
-                let kubelet = Self.kubelet(wire)
-                return kubelet == KubeletIdentity() ? nil : kubelet
-            })
-    }
-
-    static func binding(_ binding: Binding) -> Components.Schemas.Binding {
-        .init(
-            name: binding.name, team: binding.team, identity: binding.identity, cluster: binding.cluster, namespace: binding.namespace,
-            selector: binding.selector, podLabel: .init(additionalProperties: binding.podLabel),
-            azureIdentityName: binding.azureIdentityObjectName, azureIdentityBindingName: binding.bindingObjectName,
-            state: state(binding.state), message: binding.message, lastError: binding.lastError, health: binding.health?.rawValue,
-            generation: binding.generation, observedGeneration: binding.observedGeneration,
-            createdAt: binding.createdAt, updatedAt: binding.updatedAt)
-    }
-}
-
 /// RFC 3339 dates: written with milliseconds (audit timestamps need them; the runtime's default
-/// drops them), read with or without fractional seconds.
+/// drops them), read with or without fractional seconds and with any offset RFC 3339 allows (up to
+/// ±23:59, which Foundation's ISO 8601 parser refuses beyond ±18:00).
 struct RFC3339DateTranscoder: DateTranscoder {
+    /// What a time that is no RFC 3339 `date-time` is told (`ProblemMiddleware` names it).
+    static let expectation = "expected an RFC 3339 time such as 2030-01-31T12:00:00Z"
+
     func encode(_ date: Date) throws -> String {
         Timestamp.format(date)
     }
 
     func decode(_ text: String) throws -> Date {
-        guard let date = Timestamp.parse(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "Expected an RFC 3339 timestamp such as 2030-01-31T12:00:00Z, got '\(text)'."))
+        guard let date = Timestamp.parse(text) ?? Self.parse(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "\(Self.expectation), got '\(text)'."))
         }
         return date
+    }
+
+    /// An RFC 3339 `date-time`: `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, with a leap second allowed.
+    static func parse(_ text: String) -> Date? {
+        let bytes = Array(text.utf8)
+        func number(_ at: Int, _ count: Int) -> Int? {
+            guard at + count <= bytes.count else { return nil }
+            var value = 0
+            for byte in bytes[at..<(at + count)] {
+                guard (0x30...0x39).contains(byte) else { return nil }
+                value = value * 10 + Int(byte - 0x30)
+            }
+            return value
+        }
+        func byte(_ at: Int, is options: String) -> Bool { at < bytes.count && options.utf8.contains(bytes[at]) }
+        guard let year = number(0, 4), byte(4, is: "-"), let month = number(5, 2), byte(7, is: "-"), let day = number(8, 2),
+              byte(10, is: "Tt"), let hour = number(11, 2), byte(13, is: ":"), let minute = number(14, 2), byte(16, is: ":"),
+              let second = number(17, 2)
+        else { return nil }
+        var index = 19
+        var fraction = 0.0
+        if byte(index, is: ".") {
+            let start = index + 1
+            index = start
+            while index < bytes.count, (0x30...0x39).contains(bytes[index]) { index += 1 }
+            guard index > start, let value = Double("0." + String(decoding: bytes[start..<index], as: UTF8.self)) else { return nil }
+            fraction = value
+        }
+        var offset = 0
+        if byte(index, is: "Zz") {
+            index += 1
+        } else if byte(index, is: "+-"), let hours = number(index + 1, 2), byte(index + 3, is: ":"), let minutes = number(index + 4, 2),
+                  hours <= 23, minutes <= 59 {
+            offset = (bytes[index] == UInt8(ascii: "-") ? -1 : 1) * (hours * 3600 + minutes * 60)
+            index += 6
+        } else {
+            return nil
+        }
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+        let monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+        guard index == bytes.count, (1...12).contains(month), (1...monthDays[month - 1]).contains(day), hour <= 23, minute <= 59,
+              second <= 60
+        else { return nil }
+        // Days since 1970-01-01 of the civil date (H. Hinnant's days_from_civil).
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        let days = era * 146_097 + dayOfEra - 719_468
+        let seconds = Double(days * 86400 + hour * 3600 + minute * 60 + second - offset) + fraction
+        return Date(timeIntervalSince1970: seconds)
     }
 }

@@ -1,8 +1,7 @@
+import API
 import ArgumentParser
-import AsyncHTTPClient
 import Crypto
 import Foundation
-import NIOHTTP1
 import Yams
 
 /// `podid apply -f onboarding.yaml`: a team's identities and bindings (and, for admins, the team and
@@ -80,12 +79,13 @@ struct Apply: AsyncParsableCommand {
             throw ValidationError("`identities:` must be a list")
         }
         var touched: [(String, String?)] = []
-        let existing = (try? await client.all("/v1/teams/\(teamName)/identities")) ?? []
+        let existing = (try? await client.all { limit, cursor in
+            try await client.call { try await $0.listIdentities(path: .init(team: teamName), query: .init(limit: limit, cursor: cursor)) }
+        }) ?? []
         let existingByName = Dictionary(existing.compactMap { item in (item["name"] as? String).map { ($0, item) } }, uniquingKeysWith: { a, _ in a })
         for spec in identities {
             guard let name = spec["name"] as? String else { throw ValidationError("every identity needs a name") }
             let body = spec.filter { $0.key != "bindings" }
-            let path = "/v1/teams/\(teamName)/identities/\(name)"
             if let current = existingByName[name] {
                 var patch: [String: Any] = [:]
                 for key in ["tags", "grants", "deletionPolicy"] where body[key] != nil {
@@ -95,19 +95,29 @@ struct Apply: AsyncParsableCommand {
                     plan.add(.unchanged, "identity \(teamName)/\(name)")
                 } else {
                     let etag = "\"\(text(current["generation"]))\""
+                    let body = try Self.body(Components.Schemas.IdentityPatch.self, patch, what: "identity \(name)")
                     plan.add(.update, "identity \(teamName)/\(name) (\(patch.keys.sorted().joined(separator: ", ")))") {
-                        _ = try await client.send(.PATCH, path, json: patch, headers: [("If-Match", etag)])
+                        _ = try await client.call {
+                            try await $0.updateIdentity(path: .init(team: teamName, identity: name), headers: .init(ifMatch: etag), body: .json(body))
+                        }
                     }
                 }
             } else {
+                let create = try Self.body(Components.Schemas.IdentityCreate.self, body, what: "identity \(name)")
                 plan.add(.create, "identity \(teamName)/\(name)") {
-                    _ = try await client.send(.POST, "/v1/teams/\(teamName)/identities", json: body,
-                                              headers: [("Idempotency-Key", Self.key("identity", teamName, body))])
+                    _ = try await client.call {
+                        try await $0.createIdentity(path: .init(team: teamName), headers: .init(idempotencyKey: Self.key("identity", teamName, body)),
+                                                    body: .json(create))
+                    }
                 }
             }
             touched.append((name, nil))
             let bindings = (spec["bindings"] ?? []) as? [[String: Any]] ?? []
-            let current = existingByName[name] == nil ? [] : ((try? await client.all("\(path)/bindings")) ?? [])
+            let current = existingByName[name] == nil ? [] : ((try? await client.all { limit, cursor in
+                try await client.call {
+                    try await $0.listBindings(path: .init(team: teamName, identity: name), query: .init(limit: limit, cursor: cursor))
+                }
+            }) ?? [])
             let currentByName = Dictionary(current.compactMap { item in (item["name"] as? String).map { ($0, item) } }, uniquingKeysWith: { a, _ in a })
             for binding in bindings {
                 guard let bindingName = binding["name"] as? String else { throw ValidationError("every binding of \(name) needs a name") }
@@ -115,15 +125,21 @@ struct Apply: AsyncParsableCommand {
                     if let selector = binding["selector"] as? String, selector != now["selector"] as? String {
                         let etag = "\"\(text(now["generation"]))\""
                         plan.add(.update, "binding \(teamName)/\(name)/\(bindingName) (selector)") {
-                            _ = try await client.send(.PATCH, "\(path)/bindings/\(bindingName)", json: ["selector": selector], headers: [("If-Match", etag)])
+                            _ = try await client.call {
+                                try await $0.updateBinding(path: .init(team: teamName, identity: name, binding: bindingName), headers: .init(ifMatch: etag),
+                                                           body: .json(.init(selector: selector)))
+                            }
                         }
                     } else {
                         plan.add(.unchanged, "binding \(teamName)/\(name)/\(bindingName)")
                     }
                 } else {
+                    let create = try Self.body(Components.Schemas.BindingCreate.self, binding, what: "binding \(name)/\(bindingName)")
                     plan.add(.create, "binding \(teamName)/\(name)/\(bindingName)") {
-                        _ = try await client.send(.POST, "\(path)/bindings", json: binding,
-                                                  headers: [("Idempotency-Key", Self.key("binding", "\(teamName)/\(name)", binding))])
+                        _ = try await client.call {
+                            try await $0.createBinding(path: .init(team: teamName, identity: name),
+                                                       headers: .init(idempotencyKey: Self.key("binding", "\(teamName)/\(name)", binding)), body: .json(create))
+                        }
                     }
                 }
                 touched.append((name, bindingName))
@@ -132,7 +148,9 @@ struct Apply: AsyncParsableCommand {
                 let wanted = Set(bindings.compactMap { $0["name"] as? String })
                 for (bindingName, _) in currentByName where !wanted.contains(bindingName) {
                     plan.add(.delete, "binding \(teamName)/\(name)/\(bindingName)") {
-                        _ = try await client.send(.DELETE, "\(path)/bindings/\(bindingName)", allow: [404])
+                        _ = try await client.call(allow: [404]) {
+                            try await $0.deleteBinding(path: .init(team: teamName, identity: name, binding: bindingName))
+                        }
                     }
                 }
             }
@@ -141,7 +159,9 @@ struct Apply: AsyncParsableCommand {
             let wanted = Set(identities.compactMap { $0["name"] as? String })
             for name in existingByName.keys.sorted() where !wanted.contains(name) {
                 plan.add(.delete, "identity \(teamName)/\(name) (and its bindings)") {
-                    _ = try await client.send(.DELETE, "/v1/teams/\(teamName)/identities/\(name)?cascade=true", allow: [404])
+                    _ = try await client.call(allow: [404]) {
+                        try await $0.deleteIdentity(path: .init(team: teamName, identity: name), query: .init(cascade: true))
+                    }
                 }
             }
         }
@@ -160,10 +180,13 @@ struct Apply: AsyncParsableCommand {
     /// A team in the file: created, or its display name and policy updated (admins).
     func planTeam(_ spec: [String: Any], client: APIClient, plan: inout Plan) async throws {
         let name = spec["name"] as? String ?? ""
-        let current = try await client.send(.GET, "/v1/teams/\(name)", allow: [404])
+        let current = try await client.call(allow: [404]) { try await $0.getTeam(path: .init(team: name)) }
         if current.status == 404 {
+            let create = try Self.body(Components.Schemas.TeamCreate.self, spec, what: "team")
             plan.add(.create, "team \(name)") {
-                _ = try await client.send(.POST, "/v1/teams", json: spec, headers: [("Idempotency-Key", Self.key("team", name, spec))])
+                _ = try await client.call {
+                    try await $0.createTeam(headers: .init(idempotencyKey: Self.key("team", name, spec)), body: .json(create))
+                }
             }
             return
         }
@@ -178,9 +201,10 @@ struct Apply: AsyncParsableCommand {
         if patch.isEmpty {
             plan.add(.unchanged, "team \(name)")
         } else {
-            let etag = current.headers.first(name: "ETag") ?? "*"
+            let etag = try current.output.ok.headers.eTag ?? "*"
+            let body = try Self.body(Components.Schemas.TeamPatch.self, patch, what: "team")
             plan.add(.update, "team \(name) (\(patch.keys.sorted().joined(separator: ", ")))") {
-                _ = try await client.send(.PATCH, "/v1/teams/\(name)", json: patch, headers: [("If-Match", etag)])
+                _ = try await client.call { try await $0.updateTeam(path: .init(team: name), headers: .init(ifMatch: etag), body: .json(body)) }
             }
         }
     }
@@ -205,6 +229,32 @@ struct Apply: AsyncParsableCommand {
         return canonical(wanted) == canonical(current)
     }
 
+    /// A part of the file as the request body the contract types it; a value of the wrong type is a bad file.
+    static func body<Body: Decodable>(_ type: Body.Type, _ object: [String: Any], what: String) throws -> Body {
+        do {
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            return try JSONDecoder().decode(Body.self, from: data)
+        } catch let error as DecodingError {
+            throw ValidationError("\(what) in the file: \(Self.describe(error))")
+        } catch {
+            throw ValidationError("\(what) in the file cannot be sent as JSON: \(error)")
+        }
+    }
+
+    /// `tags.app must be a string`, from a decoding error.
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ keys: [any CodingKey]) -> String {
+            keys.reduce("") { text, key in key.intValue.map { "\(text)[\($0)]" } ?? (text.isEmpty ? key.stringValue : "\(text).\(key.stringValue)") }
+        }
+        switch error {
+        case .keyNotFound(let key, let context): return "\(path(context.codingPath + [key])) is required"
+        case .valueNotFound(_, let context): return "\(path(context.codingPath)) must not be null"
+        case .typeMismatch(let type, let context): return "\(path(context.codingPath)) must be \(type == String.self ? "a string" : "a \(type)")"
+        case .dataCorrupted(let context): return "\(path(context.codingPath)) has a value that is not allowed (\(context.debugDescription))"
+        @unknown default: return "\(error)"
+        }
+    }
+
     /// An Idempotency-Key from the content: a retried apply of the same file replays, never doubles.
     static func key(_ kind: String, _ scope: String, _ body: [String: Any]) -> String {
         let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()
@@ -219,9 +269,12 @@ struct Apply: AsyncParsableCommand {
         while true {
             var pending = 0
             for (identity, binding) in touched {
-                let path = "/v1/teams/\(team)/identities/\(identity)" + (binding.map { "/bindings/\($0)" } ?? "")
                 let what = binding.map { "binding \(team)/\(identity)/\($0)" } ?? "identity \(team)/\(identity)"
-                let answer = try await client.send(.GET, path, allow: [404])
+                let answer = if let binding {
+                    try await client.call(allow: [404]) { try await $0.getBinding(path: .init(team: team, identity: identity, binding: binding)) }.erased
+                } else {
+                    try await client.call(allow: [404]) { try await $0.getIdentity(path: .init(team: team, identity: identity)) }.erased
+                }
                 let state = answer.status == 404 ? "gone" : text(answer.object["state"])
                 if reported[what] != state {
                     print("\(what): \(state)")

@@ -1,9 +1,13 @@
+import API
 import ArgumentParser
 import AsyncHTTPClient
-import Crypto
+import Core
 import Foundation
+import HTTPTypes
 import NIOCore
-import NIOHTTP1
+import OpenAPIAsyncHTTPClient
+import OpenAPIRuntime
+import Synchronization
 import Yams
 
 /// Where the client commands find podid: `PODID_SERVER` and `PODID_TOKEN`, else what `podid login`
@@ -45,70 +49,148 @@ struct ClientError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// A small client of podid's HTTP API.
+/// podid's HTTP API through the client generated from openapi.yaml, over AsyncHTTPClient: requests
+/// are typed by the contract; answers are decoded (a 2xx that breaks the contract is an error) and
+/// also kept as sent, so that `-o json` and `-o yaml` print podid's JSON exactly (null members too,
+/// which re-encoding the decoded values would drop).
 struct APIClient: Sendable {
     let server: String
-    let token: String
+    let api: Client
 
-    init(_ config: ClientConfig) {
+    init(_ config: ClientConfig, timeout: TimeAmount = .seconds(60)) {
         server = config.server
-        token = config.token
+        // A server that is no URL fails on the first call, with "cannot reach podid at …".
+        let url = URL(string: config.server) ?? URL(string: "invalid:")!
+        api = Client(
+            serverURL: url, configuration: .init(dateTranscoder: RFC3339Dates()),
+            transport: AsyncHTTPClientTransport(configuration: .init(client: .shared, timeout: timeout)),
+            middlewares: [BearerToken(token: config.token), AnswerRecorder()])
     }
 
-    struct Answer {
+    /// An operation's typed output with the answer as sent.
+    struct Answer<Output> {
+        var output: Output
         var status: Int
-        var headers: HTTPHeaders
+        var headers: HTTPFields
         var body: Data
         var json: Any? { try? JSONSerialization.jsonObject(with: body) }
         var object: [String: Any] { json as? [String: Any] ?? [:] }
+        /// The answer without the typed output, for callers that read only the JSON.
+        var erased: Answer<Void> { Answer<Void>(output: (), status: status, headers: headers, body: body) }
     }
 
-    /// Sends a request; a problem answer becomes one line naming what to fix, unless `allow` holds its status.
-    func send(_ method: HTTPMethod, _ path: String, json body: Any? = nil, headers: [(String, String)] = [],
-              allow: Set<Int> = []) async throws -> Answer {
-        var request = HTTPClientRequest(url: server + path)
-        request.method = method
-        request.headers.add(name: "Authorization", value: "Bearer \(token)")
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
-        if let body {
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])))
-        }
-        let response: HTTPClientResponse
+    /// Calls one operation; a problem answer becomes one line naming what to fix, unless `allow`
+    /// holds its status.
+    func call<Output>(allow: Set<Int> = [], _ operation: (Client) async throws -> Output) async throws -> Answer<Output> {
+        let recorded = RecordedAnswer()
+        let result: Result<Output, any Error>
         do {
-            response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+            result = .success(try await RecordedAnswer.$current.withValue(recorded) { try await operation(api) })
         } catch {
-            throw ClientError("cannot reach podid at \(server): \(error)")
+            result = .failure(error)
         }
-        let buffer = try await response.body.collect(upTo: 64 << 20)
-        let answer = Answer(status: Int(response.status.code), headers: response.headers, body: Data(buffer.readableBytesView))
+        guard let answer = recorded.answer.withLock({ $0 }) else {
+            throw ClientError("cannot reach podid at \(server): \(Self.cause(of: result))")
+        }
         if answer.status >= 400 && !allow.contains(answer.status) {
-            throw ClientError(Self.problemLine(answer))
+            throw ClientError(Self.problemLine(status: answer.status, body: answer.body))
         }
-        return answer
+        switch result {
+        case .success(let output):
+            return Answer(output: output, status: answer.status, headers: answer.headers, body: answer.body)
+        case .failure:
+            throw ClientError("podid at \(server) answered \(answer.status) with a body openapi.yaml does not allow: \(Self.cause(of: result))")
+        }
+    }
+
+    /// The error under the generated client's wrapper.
+    static func cause<Output>(of result: Result<Output, any Error>) -> String {
+        guard case .failure(let error) = result else { return "no answer" }
+        if let wrapped = error as? OpenAPIRuntime.ClientError { return "\(wrapped.underlyingError)" }
+        return "\(error)"
     }
 
     /// `404 Not Found: identity 'x' was not found. (name: must be …)`
-    static func problemLine(_ answer: Answer) -> String {
-        let problem = answer.object
-        var line = "\(answer.status) \(problem["title"] as? String ?? "error")"
+    static func problemLine(status: Int, body: Data) -> String {
+        let problem = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? [:]
+        var line = "\(status) \(problem["title"] as? String ?? "error")"
         if let detail = problem["detail"] as? String { line += ": \(detail)" }
         let fields = (problem["errors"] as? [[String: Any]] ?? []).map { "\($0["field"] as? String ?? ""): \($0["message"] as? String ?? "")" }
         if !fields.isEmpty && !(problem["detail"] as? String ?? "").contains(fields[0]) { line += " (" + fields.joined(separator: "; ") + ")" }
         return line
     }
 
-    /// Every item of a list, following `nextCursor`.
-    func all(_ path: String) async throws -> [[String: Any]] {
+    /// Every item of a list as sent, following `nextCursor` with pages of 500.
+    func all<Output>(_ page: (_ limit: Int, _ cursor: String?) async throws -> Answer<Output>) async throws -> [[String: Any]] {
         var items: [[String: Any]] = []
         var cursor: String?
         repeat {
-            let separator = path.contains("?") ? "&" : "?"
-            let page = try await send(.GET, path + separator + "limit=500" + (cursor.map { "&cursor=\($0)" } ?? "")).object
-            items += page["items"] as? [[String: Any]] ?? []
-            cursor = page["nextCursor"] as? String
+            let object = try await page(500, cursor).object
+            items += object["items"] as? [[String: Any]] ?? []
+            cursor = object["nextCursor"] as? String
         } while cursor != nil
         return items
+    }
+}
+
+/// Sends the token on every request.
+struct BearerToken: ClientMiddleware {
+    let token: String
+
+    func intercept(
+        _ request: HTTPRequest, body: HTTPBody?, baseURL: URL, operationID: String,
+        next: (HTTPRequest, HTTPBody?, URL) async throws -> (HTTPResponse, HTTPBody?)
+    ) async throws -> (HTTPResponse, HTTPBody?) {
+        var request = request
+        request.headerFields[.authorization] = "Bearer \(token)"
+        return try await next(request, body, baseURL)
+    }
+}
+
+/// The answer to the request the current task makes, as podid sent it.
+final class RecordedAnswer: Sendable {
+    struct Answer: Sendable {
+        var status: Int
+        var headers: HTTPFields
+        var body: Data
+    }
+
+    let answer = Mutex<Answer?>(nil)
+
+    /// Where `AnswerRecorder` writes for the current task.
+    @TaskLocal static var current: RecordedAnswer?
+}
+
+/// Records each answer in `RecordedAnswer.current`: bodies are read whole (up to 64 MiB) and handed
+/// on, except a successful event stream, which is handed on as it comes.
+struct AnswerRecorder: ClientMiddleware {
+    func intercept(
+        _ request: HTTPRequest, body: HTTPBody?, baseURL: URL, operationID: String,
+        next: (HTTPRequest, HTTPBody?, URL) async throws -> (HTTPResponse, HTTPBody?)
+    ) async throws -> (HTTPResponse, HTTPBody?) {
+        let (response, responseBody) = try await next(request, body, baseURL)
+        var recorded = RecordedAnswer.Answer(status: response.status.code, headers: response.headerFields, body: Data())
+        if response.status.code < 400, response.headerFields[.contentType]?.hasPrefix("text/event-stream") == true {
+            RecordedAnswer.current?.answer.withLock { $0 = recorded }
+            return (response, responseBody)
+        }
+        if let responseBody { recorded.body = try await Data(collecting: responseBody, upTo: 64 << 20) }
+        let bytes = recorded.body
+        RecordedAnswer.current?.answer.withLock { $0 = recorded }
+        return (response, responseBody == nil ? nil : HTTPBody(bytes))
+    }
+}
+
+/// RFC 3339 dates with or without fractional seconds (podid writes milliseconds, which the
+/// runtime's default transcoder cannot read).
+struct RFC3339Dates: DateTranscoder {
+    func encode(_ date: Date) throws -> String { Timestamp.format(date) }
+
+    func decode(_ text: String) throws -> Date {
+        guard let date = Timestamp.parse(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "Expected an RFC 3339 time, got '\(text)'."))
+        }
+        return date
     }
 }
 
@@ -167,9 +249,9 @@ struct Login: AsyncParsableCommand {
             throw ValidationError("give the token on standard input, e.g. `cat token | podid login --server \(server)`")
         }
         let config = ClientConfig(server: server.hasSuffix("/") ? String(server.dropLast()) : server, token: line)
-        let me = try await APIClient(config).send(.GET, "/v1/me").object
+        let me = try await APIClient(config).call { try await $0.getMe() }.output.ok.body.json
         try config.save()
-        print("logged in to \(config.server) as \(text(me["tokenName"])) (\(text(me["role"]))\(me["team"] is String ? ", team \(text(me["team"]))" : ""))")
+        print("logged in to \(config.server) as \(me.tokenName) (\(me.role.rawValue)\(me.team.map { ", team \($0)" } ?? ""))")
     }
 }
 
@@ -202,39 +284,59 @@ struct Get: AsyncParsableCommand {
 
     func run() async throws {
         let client = APIClient(try ClientConfig.load())
-        let path: String
         let columns: [(String, ([String: Any]) -> String)]
+        // The list and, with a name, the one.
+        let list: () async throws -> [[String: Any]]
+        let one: (String) async throws -> Any?
         switch kind {
         case .teams:
-            path = "/v1/teams"
+            list = { try await client.all { limit, cursor in try await client.call { try await $0.listTeams(query: .init(limit: limit, cursor: cursor)) } } }
+            one = { name in try await client.call { try await $0.getTeam(path: .init(team: name)) }.json }
             columns = [("NAME", { text($0["name"]) }), ("DISPLAY NAME", { text($0["displayName"]) }),
                        ("MAX IDENTITIES", { text(($0["policy"] as? [String: Any])?["maxIdentities"]) })]
         case .identities:
             guard let team else { throw ValidationError("give --team") }
-            path = "/v1/teams/\(team)/identities"
+            list = {
+                try await client.all { limit, cursor in
+                    try await client.call { try await $0.listIdentities(path: .init(team: team), query: .init(limit: limit, cursor: cursor)) }
+                }
+            }
+            one = { name in try await client.call { try await $0.getIdentity(path: .init(team: team, identity: name)) }.json }
             columns = [("NAME", { text($0["name"]) }), ("STATE", { text($0["state"]) }), ("CLIENT ID", { text($0["clientId"]) }),
                        ("GRANTS", { row in (row["grants"] as? [[String: Any]] ?? []).map { text($0["role"]) }.joined(separator: ",") }),
                        ("MESSAGE", { text($0["lastError"] is String ? $0["lastError"] : $0["message"]) })]
         case .bindings:
             guard let team, let identity else { throw ValidationError("give --team and --identity") }
-            path = "/v1/teams/\(team)/identities/\(identity)/bindings"
+            list = {
+                try await client.all { limit, cursor in
+                    try await client.call {
+                        try await $0.listBindings(path: .init(team: team, identity: identity), query: .init(limit: limit, cursor: cursor))
+                    }
+                }
+            }
+            one = { name in try await client.call { try await $0.getBinding(path: .init(team: team, identity: identity, binding: name)) }.json }
             columns = [("NAME", { text($0["name"]) }), ("CLUSTER", { text($0["cluster"]) }), ("NAMESPACE", { text($0["namespace"]) }),
                        ("SELECTOR", { text($0["selector"]) }), ("STATE", { text($0["state"]) }), ("HEALTH", { text($0["health"]) })]
         case .jobs:
-            path = "/v1/jobs" + (team.map { "?team=\($0)" } ?? "")
+            list = {
+                try await client.all { limit, cursor in
+                    try await client.call { try await $0.listJobs(query: .init(team: team, limit: limit, cursor: cursor)) }
+                }
+            }
+            one = { id in try await client.call { try await $0.getJob(path: .init(id: id)) }.json }
             columns = [("ID", { text($0["id"]) }), ("KIND", { text($0["kind"]) }), ("STATE", { text($0["state"]) }),
                        ("ATTEMPTS", { text($0["attempts"]) }), ("RESOURCE", { text($0["resource"]) }), ("LAST ERROR", { text($0["lastError"]) })]
         case .clusters:
-            path = "/v1/clusters"
+            list = { try await client.all { limit, cursor in try await client.call { try await $0.listClusters(query: .init(limit: limit, cursor: cursor)) } } }
+            one = { name in try await client.call { try await $0.getCluster(path: .init(cluster: name)) }.json }
             columns = [("NAME", { text($0["name"]) }), ("MIC MODE", { text($0["micMode"]) }),
                        ("REACHABLE", { text(($0["status"] as? [String: Any])?["reachable"]) }),
                        ("STATUS", { text(($0["status"] as? [String: Any])?["message"]) })]
         }
         if let name {
-            let single = kind == .jobs ? "/v1/jobs/\(name)" : path.split(separator: "?").first.map { "\($0)/\(name)" } ?? path
-            try output.print(try await client.send(.GET, single).json ?? [:], columns: columns)
+            try output.print(try await one(name) ?? [:], columns: columns)
         } else {
-            try output.print(try await client.all(path), columns: columns)
+            try output.print(try await list(), columns: columns)
         }
     }
 }
@@ -266,11 +368,21 @@ struct Audit: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "table, json or yaml.")
     var output: OutputFormat = .table
 
-    var query: String {
-        let pairs: [(String, String?)] = [("team", team), ("actor", actor), ("action", action), ("outcome", outcome), ("requestId", requestId),
-                                           ("since", since), ("until", until)]
-        return pairs.compactMap { key, value in value.map { "\(key)=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0)" } }
-            .joined(separator: "&")
+    /// The filters as the contract types them (an unknown outcome or a time that is not RFC 3339 is a bad option).
+    func filters() throws -> (outcome: Components.Parameters.AuditOutcome?, since: Date?, until: Date?) {
+        let outcome = try outcome.map { value in
+            guard let outcome = Components.Parameters.AuditOutcome(rawValue: value) else {
+                throw ValidationError("--outcome must be success, failure or denied")
+            }
+            return outcome
+        }
+        func time(_ value: String?, _ option: String) throws -> Date? {
+            try value.map { text in
+                guard let date = Timestamp.parse(text) else { throw ValidationError("\(option) must be an RFC 3339 time such as 2026-01-01T00:00:00Z") }
+                return date
+            }
+        }
+        return (outcome, try time(since, "--since"), try time(until, "--until"))
     }
 
     static var columns: [(String, ([String: Any]) -> String)] { [
@@ -279,19 +391,17 @@ struct Audit: AsyncParsableCommand {
     ] }
 
     func run() async throws {
-        let client = APIClient(try ClientConfig.load())
+        let config = try ClientConfig.load()
+        let (outcome, since, until) = try filters()
         if follow {
-            var request = HTTPClientRequest(url: client.server + "/v1/audit/stream" + (query.isEmpty ? "" : "?\(query)"))
-            request.headers.add(name: "Authorization", value: "Bearer \(client.token)")
-            let response = try await HTTPClient.shared.execute(request, timeout: .hours(24))
-            guard response.status == .ok else {
-                let body = try await response.body.collect(upTo: 1 << 20)
-                throw ClientError(APIClient.problemLine(.init(status: Int(response.status.code), headers: response.headers,
-                                                              body: Data(body.readableBytesView))))
+            let client = APIClient(config, timeout: .hours(24))
+            let answer = try await client.call {
+                try await $0.streamAudit(query: .init(team: team, actor: actor, action: action, outcome: outcome, requestId: requestId,
+                                                      since: since, until: until))
             }
             var pending = ""
-            for try await buffer in response.body {
-                pending += String(buffer: buffer)
+            for try await chunk in try answer.output.ok.body.textEventStream {
+                pending += String(decoding: chunk, as: UTF8.self)
                 while let end = pending.range(of: "\n\n") {
                     let message = pending[..<end.lowerBound]
                     pending.removeSubrange(..<end.upperBound)
@@ -307,7 +417,13 @@ struct Audit: AsyncParsableCommand {
             }
             return
         }
-        let page = try await client.send(.GET, "/v1/audit?limit=\(limit)" + (query.isEmpty ? "" : "&\(query)")).object
+        let client = APIClient(config)
+        let page = try await client.call {
+            // JSON only: the contract also offers NDJSON and CSV exports of the whole range.
+            try await $0.listAudit(query: .init(team: team, actor: actor, action: action, outcome: outcome, requestId: requestId,
+                                                since: since, until: until, limit: limit),
+                                   headers: .init(accept: [.init(contentType: .json)]))
+        }.object
         try output.print(page["items"] ?? [], columns: Self.columns)
     }
 }
@@ -332,7 +448,9 @@ struct Health: AsyncParsableCommand {
     func run() async throws {
         let client = APIClient(try ClientConfig.load())
         if let team, let identity, let binding {
-            let health = try await client.send(.GET, "/v1/teams/\(team)/identities/\(identity)/bindings/\(binding)/health").object
+            let health = try await client.call {
+                try await $0.getBindingHealth(path: .init(team: team, identity: identity, binding: binding))
+            }.object
             if output != .table { return try output.print(health, columns: []) }
             print("\(team)/\(identity)/\(binding): \(text(health["status"])) (observed \(text(health["observedAt"])))")
             for finding in health["findings"] as? [[String: Any]] ?? [] {
@@ -341,7 +459,7 @@ struct Health: AsyncParsableCommand {
             }
             return
         }
-        let summary = try await client.send(.GET, "/v1/health").object
+        let summary = try await client.call { try await $0.getHealthSummary() }.object
         if output != .table { return try output.print(summary, columns: []) }
         var rows: [[String: Any]] = []
         for (scope, key) in [("team", "teams"), ("cluster", "clusters")] {
@@ -369,8 +487,9 @@ struct Manifests: AsyncParsableCommand {
 
     func run() async throws {
         let client = APIClient(try ClientConfig.load())
-        let query = [("cluster", cluster), ("namespace", namespace)].compactMap { key, value in value.map { "\(key)=\($0)" } }.joined(separator: "&")
-        let answer = try await client.send(.GET, "/v1/teams/\(team)/identities/\(identity)/manifests" + (query.isEmpty ? "" : "?\(query)"))
+        let answer = try await client.call {
+            try await $0.getManifests(path: .init(team: team, identity: identity), query: .init(cluster: cluster, namespace: namespace))
+        }
         print(String(decoding: answer.body, as: UTF8.self), terminator: "")
     }
 }

@@ -17,7 +17,7 @@ struct AuthMatrixTests {
         var action: String?
     }
 
-    @Test("each route answers each role as API-OUTLINE.md says, and audits successes and denials")
+    @Test("each route answers each role as openapi.yaml's summaries say, and audits successes and denials")
     func matrix() async throws {
         try await withTestApp { client, database in
             try await client.createTeam("alpha")

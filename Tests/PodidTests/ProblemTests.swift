@@ -87,4 +87,33 @@ struct ProblemTests {
             #expect(insane.headers[.init("X-Request-Id")!]?.count == 36)
         }
     }
+
+    @Test("a null member the contract declares is a 400 naming it, also inside policy and grants; undeclared ones are ignored")
+    func nullMembers() async throws {
+        try await withTestApp { client, _ in
+            let top = try await client.call(.post, "/v1/teams", token: testAdminToken, json: #"{"name":"alpha","displayName":null}"#)
+            Self.expectProblem(top, 400, "null displayName")
+            #expect((top.json["errors"] as? [[String: String]])?.first?["field"] == "displayName")
+            let nested = try await client.call(.post, "/v1/teams", token: testAdminToken,
+                                               json: #"{"name":"alpha","policy":{"grants":[{"role":"Reader","scopePrefix":null}]}}"#)
+            Self.expectProblem(nested, 400, "null scopePrefix")
+            #expect((nested.json["errors"] as? [[String: String]])?.first?["field"] == "policy.grants[0].scopePrefix")
+            #expect(try await client.call(.get, "/v1/teams/alpha", token: testAdminToken).status == .notFound, "nothing was created")
+            let undeclared = try await client.call(.post, "/v1/teams", token: testAdminToken, json: #"{"name":"alpha","note":null}"#)
+            #expect(undeclared.status == .created, "\(undeclared.body)")
+        }
+    }
+
+    @Test("a time with any offset RFC 3339 allows is read; one that is no RFC 3339 time is a 400 that says so")
+    func rfc3339Times() async throws {
+        try await withTestApp { client, _ in
+            let far = try await client.call(.post, "/v1/tokens", token: testAdminToken,
+                                            json: #"{"name":"far","role":"auditor","expiresAt":"2999-05-10T04:54:55+22:52"}"#)
+            #expect(far.status == .created, "\(far.body)")
+            #expect(far.json["expiresAt"] as? String == "2999-05-09T06:02:55.000Z")
+            let bad = try await client.call(.post, "/v1/tokens", token: testAdminToken, json: #"{"name":"bad","role":"auditor","expiresAt":""}"#)
+            Self.expectProblem(bad, 400, "empty time")
+            #expect((bad.json["detail"] as? String)?.contains("not RFC 3339") == true, "\(bad.body)")
+        }
+    }
 }

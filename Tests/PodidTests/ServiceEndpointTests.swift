@@ -56,7 +56,7 @@ struct ServiceEndpointTests {
 
 @Suite("Configuration", .timeLimit(.minutes(5)))
 struct ConfigTests {
-    @Test("defaults match ARCHITECTURE.md")
+    @Test("defaults match docs/configuration.md")
     func defaults() throws {
         let config = try PodidConfig.load(from: [:])
         #expect(config.httpHost == "127.0.0.1")

@@ -4,44 +4,6 @@ import Foundation
 import OpenAPIRuntime
 import ServiceLifecycle
 
-/// Audit events on the wire, and the streamed bodies of exports and the live stream.
-enum AuditWire {
-    static let nullKeys = ["actorTeam", "team", "resourceName", "requestId", "jobId", "before", "after", "position", "hash", "prevHash"]
-
-    static func event(_ record: AuditRecord) throws -> Components.Schemas.AuditEvent {
-        let draft = record.draft
-        return .init(
-            id: record.id, time: record.time, actor: draft.actor, actorTeam: draft.actorTeam, action: draft.action,
-            outcome: Components.Schemas.AuditEvent.OutcomePayload(rawValue: draft.outcome.rawValue) ?? .success, team: draft.team,
-            resourceType: draft.resourceType, resourceName: draft.resourceName, requestId: draft.requestId,
-            jobId: draft.jobId?.uuidString.lowercased(),
-            details: .init(additionalProperties: try OpenAPIObjectContainer(unvalidatedValue: draft.details.mapValues(Self.sendable))),
-            before: try draft.before.map { try OpenAPIValueContainer(unvalidatedValue: Self.sendable($0)) },
-            after: try draft.after.map { try OpenAPIValueContainer(unvalidatedValue: Self.sendable($0)) },
-            position: record.position, hash: record.hash, prevHash: record.prevHash)
-    }
-
-    /// The free-form JSON parts as the OpenAPI containers' values, built directly (a JSON
-    /// encode-and-decode round trip per event was a fifth of an audit page's time). Whole numbers
-    /// become integers, as decoding them would.
-    static func sendable(_ value: JSONValue) -> (any Sendable)? {
-        switch value {
-        case .null: nil
-        case .bool(let flag): flag
-        case .number(let number): number.rounded() == number && abs(number) < 9e15 ? Int(number) : number
-        case .string(let text): text
-        case .array(let items): items.map(sendable)
-        case .object(let members): members.mapValues(sendable)
-        }
-    }
-
-    static func filter(team: String?, actor: String?, action: String?, resourceType: String?, resourceName: String?, outcome: String?,
-                       requestId: String?, since: Date?, until: Date?) -> AuditFilter {
-        AuditFilter(team: team, actor: actor, action: action, resourceType: resourceType, resourceName: resourceName,
-                    outcome: outcome.flatMap(AuditOutcome.init(rawValue:)), requestId: requestId, since: since, until: until)
-    }
-}
-
 /// An export body: the records as NDJSON or CSV lines, pulled from the database as the client
 /// reads, in chunks of about 64 KiB.
 struct AuditExportBody: AsyncSequence, Sendable {
