@@ -79,8 +79,10 @@ struct RulesWorld: Sendable {
 }
 
 /// Core's rules — quota, cascade, selector uniqueness, deletion checks, If-Match, the re-queued
-/// identity deletion and the retry reset — on the in-memory database and on PostgreSQL.
-@Suite("Core rules", .timeLimit(.minutes(5)))
+/// identity deletion and the retry reset — on the in-memory database and on PostgreSQL. Serialized:
+/// each PostgreSQL case creates a database, and a burst of creations at the suite's start (each a
+/// forced checkpoint) slows every other test's connections.
+@Suite("Core rules", .serialized, .timeLimit(.minutes(5)))
 struct CoreRulesTests {
     static let subscription = "00000000-0000-0000-0000-000000000000"
     static let scope = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/podid-dev"
