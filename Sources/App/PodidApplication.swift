@@ -23,7 +23,7 @@ public enum PodidApplication {
         var dbLogger = logger
         dbLogger[metadataKey: "component"] = "postgres"
         let client = PostgresClient(configuration: databaseURL.clientConfiguration(), backgroundLogger: dbLogger)
-        let pool = PostgresPool(client: client, logger: dbLogger)
+        let pool = PostgresPool(client: client, logger: dbLogger, connectionWait: .seconds(config.databaseConnectWait))
         let database = PostgresStore(pool: pool)
 
         let auditLog = PostgresAuditLog(database: pool)
@@ -118,7 +118,7 @@ public enum PodidApplication {
         var dbLogger = logger
         dbLogger[metadataKey: "component"] = "postgres"
         let client = PostgresClient(configuration: databaseURL.clientConfiguration(), backgroundLogger: dbLogger)
-        let pool = PostgresPool(client: client, logger: dbLogger)
+        let pool = PostgresPool(client: client, logger: dbLogger, connectionWait: .seconds(config.databaseConnectWait))
         var config = config
         config.workers = max(config.workers, 1)
         return [client] + (try backgroundServices(config: config, pool: pool, logger: logger))
@@ -179,7 +179,7 @@ public enum PodidApplication {
     public static func registerDevCluster(config: PodidConfig, apiServer: String, tokenFile: String, logger: Logger) async throws {
         let url = try config.requireDatabaseURL()
         try await withClient(url, logger: logger) { client in
-            let database = PostgresStore(pool: PostgresPool(client: client, logger: logger))
+            let database = PostgresStore(pool: PostgresPool(client: client, logger: logger, connectionWait: .seconds(config.databaseConnectWait)))
             let connection = ClusterConnection.token(tokenFile: tokenFile, caFile: nil)
             let audit = { @Sendable (action: String) in
                 AuditDraft(actor: "podid-dev", actorTeam: nil, action: action, outcome: .success, team: nil, resourceType: "cluster",

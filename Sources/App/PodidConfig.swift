@@ -40,6 +40,9 @@ public struct PodidConfig: Sendable {
     /// `PODID_AUDIT_RETENTION_DAYS`: how many days `podid db prune-audit` keeps by default (unset:
     /// keep forever).
     public var auditRetentionDays: Int?
+    /// `PODID_DATABASE_CONNECT_WAIT`: seconds a request waits for a database connection before
+    /// podid answers 503.
+    public var databaseConnectWait = 5
     /// `PODID_DATABASE_URL`: the runtime role's connection URL. Secret (holds a password).
     public var databaseURL: String?
     /// `PODID_MIGRATION_DATABASE_URL`: the owning role's URL for migrations; defaults to `databaseURL`. Secret.
@@ -79,6 +82,7 @@ public struct PodidConfig: Sendable {
     public static let variables = [
         "PODID_HTTP_HOST", "PODID_HTTP_PORT", "PODID_LOG_LEVEL", "PODID_LOG_FORMAT", "PODID_ADMIN_TOKEN",
         "PODID_WORKERS", "PODID_HEALTH_INTERVAL", "PODID_AUDIT_RETENTION_DAYS", "PODID_HEALTH_HISTORY_DAYS", "PODID_DATABASE_URL", "PODID_MIGRATION_DATABASE_URL",
+        "PODID_DATABASE_CONNECT_WAIT",
         "PODID_DATA_DIR", "PODID_SIM_HOST", "PODID_SIM_AZURE_PORT", "PODID_SIM_KUBE_PORT", "PODID_SIM_MIC_MODE",
         "PODID_AZURE_TENANT_ID", "PODID_AZURE_CLIENT_ID", "PODID_AZURE_CLIENT_SECRET", "PODID_AZURE_CLIENT_SECRET_FILE",
         "PODID_AZURE_AUTHORITY_HOST", "PODID_AZURE_ARM_ENDPOINT", "PODID_AZURE_IMDS_ENDPOINT",
@@ -129,6 +133,7 @@ public struct PodidConfig: Sendable {
         if let days = try integer("PODID_AUDIT_RETENTION_DAYS", 1...36_500) { config.auditRetentionDays = days }
         if let days = try integer("PODID_HEALTH_HISTORY_DAYS", 1...3650) { config.healthHistoryDays = days }
         if let interval = try integer("PODID_HEALTH_INTERVAL", 5...86_400) { config.healthInterval = interval }
+        if let wait = try integer("PODID_DATABASE_CONNECT_WAIT", 1...300) { config.databaseConnectWait = wait }
         for name in ["PODID_DATABASE_URL", "PODID_MIGRATION_DATABASE_URL"] {
             guard let url = value(name) else { continue }
             do {

@@ -11,15 +11,19 @@ public struct PostgresPool: Sendable {
     /// The logger passed to every query.
     public let logger: Logger
 
-    /// Wraps a client.
-    public init(client: PostgresClient, logger: Logger) {
-        self.client = client
-        self.logger = logger
-    }
-
     /// How long a caller waits for a connection before podid answers 503: while PostgreSQL is
     /// down the pool keeps retrying and would hold every request until it is back.
-    public static let connectionWait: Duration = .seconds(5)
+    public let connectionWait: Duration
+
+    /// The default `connectionWait` (`PODID_DATABASE_CONNECT_WAIT`).
+    public static let defaultConnectionWait: Duration = .seconds(5)
+
+    /// Wraps a client.
+    public init(client: PostgresClient, logger: Logger, connectionWait: Duration = Self.defaultConnectionWait) {
+        self.client = client
+        self.logger = logger
+        self.connectionWait = connectionWait
+    }
 
     /// Runs `body` in one transaction, mapping PostgreSQL errors to domain errors.
     public func transaction<Result: Sendable>(
@@ -57,12 +61,13 @@ public struct PostgresPool: Sendable {
         _ operation: @escaping @Sendable (ConnectionAcquired) async throws -> Result
     ) async throws -> Result {
         let acquired = ConnectionAcquired()
+        let wait = connectionWait
         return try await withThrowingTaskGroup(of: Result?.self) { group in
             group.addTask { try await operation(acquired) }
             group.addTask {
-                try await Task.sleep(for: Self.connectionWait)
+                try await Task.sleep(for: wait)
                 if acquired.isMarked { return nil }
-                throw DomainError(.unavailable, "The database did not answer within \(Self.connectionWait.components.seconds) seconds; retry shortly.")
+                throw DomainError(.unavailable, "The database did not answer within \(wait.components.seconds) seconds; retry shortly.")
             }
             while let next = try await group.next() {
                 if let result = next {

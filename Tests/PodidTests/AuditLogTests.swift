@@ -367,7 +367,7 @@ struct AuditLogTests {
     /// Seals pending events with the runtime role, as the sealer does (for tests without an app).
     static func waitSealedByHand(_ database: TestDatabase) async throws {
         try await database.withRuntime { client in
-            let log = PostgresAuditLog(database: PostgresPool(client: client, logger: TestDatabase.logger))
+            let log = PostgresAuditLog(database: PostgresPool(client: client, logger: TestDatabase.logger, connectionWait: .seconds(TestDatabase.connectionWaitSeconds)))
             while try await log.sealPending() > 0 {}
         }
     }

@@ -55,7 +55,7 @@ struct RulesWorld: Sendable {
             let test = try await TestDatabase.make()
             defer { Task { await test.drop() } }
             try await test.withRuntime { client in
-                let pool = PostgresPool(client: client, logger: TestDatabase.logger)
+                let pool = PostgresPool(client: client, logger: TestDatabase.logger, connectionWait: .seconds(TestDatabase.connectionWaitSeconds))
                 try await body(RulesWorld(
                     database: PostgresStore(pool: pool),
                     setJobState: { id, state in _ = try await pool.rows("UPDATE jobs SET state = \(state.rawValue) WHERE id = \(id)") },

@@ -32,6 +32,7 @@ func withWorkerApp<R: Sendable>(
         sims.azure.configure(configureAzure)
         let database = try await TestDatabase.make()
         var config = PodidConfig()
+        config.databaseConnectWait = TestDatabase.connectionWaitSeconds
         config.databaseURL = database.runtimeURLText
         config.migrationDatabaseURL = database.ownerURLText
         config.adminToken = testAdminToken

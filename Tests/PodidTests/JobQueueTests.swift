@@ -14,7 +14,7 @@ struct JobQueueTests {
         let database = try await TestDatabase.make()
         defer { Task { await database.drop() } }
         return try await database.withRuntime { client in
-            let db = PostgresPool(client: client, logger: logger)
+            let db = PostgresPool(client: client, logger: logger, connectionWait: .seconds(TestDatabase.connectionWaitSeconds))
             return try await body(PostgresJobQueue(database: db), db)
         }
     }

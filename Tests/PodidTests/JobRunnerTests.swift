@@ -45,7 +45,7 @@ struct JobRunnerTests {
         let database = try await TestDatabase.make()
         defer { Task { await database.drop() } }
         return try await database.withRuntime { client in
-            let db = PostgresPool(client: client, logger: logger)
+            let db = PostgresPool(client: client, logger: logger, connectionWait: .seconds(TestDatabase.connectionWaitSeconds))
             let queue = PostgresJobQueue(database: db)
             try await before(queue, db)
             let runner = JobRunner(queue: queue, handlers: JobHandlers(byName: handlers), workers: 2, name: "test", lease: lease,

@@ -42,6 +42,7 @@ struct ServiceEndpointTests {
         let database = try await TestDatabase.makeEmpty()
         defer { Task { await database.drop() } }
         var config = PodidConfig()
+        config.databaseConnectWait = TestDatabase.connectionWaitSeconds
         config.databaseURL = database.ownerURLText
         config.adminToken = testAdminToken
         let app = try PodidApplication.build(config: config, registry: PrometheusCollectorRegistry(), logger: Logger(label: "t"))
@@ -67,6 +68,8 @@ struct ConfigTests {
         #expect(config.simAzurePort == 8081)
         #expect(config.simKubePort == 8082)
         #expect(config.logFormat == .text)
+        #expect(config.databaseConnectWait == 5)
+        #expect(try PodidConfig.load(from: ["PODID_DATABASE_CONNECT_WAIT": "30"]).databaseConnectWait == 30)
     }
 
     @Test("a bad value stops start-up naming the variable, and never echoes a secret")
@@ -77,6 +80,7 @@ struct ConfigTests {
             ("PODID_HEALTH_INTERVAL", "1"), ("PODID_DATABASE_URL", "mysql://x@y/z"),
             ("PODID_MIGRATION_DATABASE_URL", "postgres://host/db"), ("PODID_DATABASE_URL", "postgres://u:pw@h:5432/"),
             ("PODID_SIM_AZURE_PORT", "x"), ("PODID_SIM_MIC_MODE", "sideways"),
+            ("PODID_DATABASE_CONNECT_WAIT", "0"), ("PODID_DATABASE_CONNECT_WAIT", "soon"),
         ]
         for (variable, value) in cases {
             #expect {

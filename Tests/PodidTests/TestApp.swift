@@ -18,6 +18,7 @@ func withTestApp<R: Sendable>(
 ) async throws -> R {
     let database = try await TestDatabase.make()
     var config = PodidConfig()
+    config.databaseConnectWait = TestDatabase.connectionWaitSeconds
     config.databaseURL = database.runtimeURLText
     config.migrationDatabaseURL = database.ownerURLText
     config.adminToken = testAdminToken

@@ -20,6 +20,12 @@ struct TestDatabase: Sendable {
 
     static let logger = Logger(label: "podid.tests")
 
+    /// The connection wait of every pool the tests build (`PODID_DATABASE_CONNECT_WAIT`). The suites
+    /// run in parallel on a machine that may have two cores, each creating databases; a connection
+    /// can then take longer than the production default of 5 seconds, and a test would fail with a 503
+    /// that says nothing about what it tests. The outage tests set their own short wait.
+    static let connectionWaitSeconds = 60
+
     /// The server's URLs: from the environment, or from the file `make test` writes.
     static func serverURLs() throws -> (owner: String, runtime: String) {
         let env = ProcessInfo.processInfo.environment
