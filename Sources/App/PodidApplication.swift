@@ -86,8 +86,13 @@ public enum PodidApplication {
         let runner = JobRunner(queue: PostgresJobQueue(database: pool), handlers: handlers, workers: config.workers, logger: workerLogger)
         let scheduler = HealthScheduler.service(sweeper: sweeper, database: database, health: healthStore, interval: .seconds(config.healthInterval),
                                                 historyDays: config.healthHistoryDays, logger: healthLogger)
+        let renameLogger = workerLogger
+        let renames = Housekeeping.once("queueing the renaming of Kubernetes objects", logger: workerLogger) {
+            let queued = try await BindingService.queueRenames(in: database)
+            if queued > 0 { renameLogger.notice("queued bindings to move their objects to the current names", metadata: ["count": "\(queued)"]) }
+        }
         // The pool first: it is shut down last, after the workers and sweeps that use it.
-        return [kubeClients, runner, scheduler]
+        return [kubeClients, runner, scheduler, renames]
     }
 
     /// The Azure client the configuration describes.

@@ -19,6 +19,9 @@ public struct Binding: Sendable, Equatable, Codable {
     public var observedGeneration: Int64
     /// The identity's clientId the objects in the cluster were last applied with.
     public var appliedClientId: String?
+    /// The naming scheme (`KubeNames.Scheme`) of the objects in the cluster: where they are.
+    /// Bindings from before the current scheme move to it with their next apply.
+    public var objectNaming: KubeNames.Scheme
     public var createdAt: Date
     public var updatedAt: Date
     /// The latest assignment health (nil until a sweep looked).
@@ -27,8 +30,9 @@ public struct Binding: Sendable, Equatable, Codable {
     /// Creates a binding.
     public init(team: String, identity: String, name: String, cluster: String, namespace: String, selector: String,
                 state: ResourceState = .pending, message: String? = nil, lastError: String? = nil, generation: Int64 = 1,
-                observedGeneration: Int64 = 0, appliedClientId: String? = nil, createdAt: Date = Date(), updatedAt: Date = Date(),
-                health: HealthStatus? = nil) {
+                observedGeneration: Int64 = 0, appliedClientId: String? = nil, objectNaming: KubeNames.Scheme = .current,
+                createdAt: Date = Date(), updatedAt: Date = Date(), health: HealthStatus? = nil) {
+        self.objectNaming = objectNaming
         self.health = health
         self.team = team
         self.identity = identity
@@ -50,10 +54,18 @@ public struct Binding: Sendable, Equatable, Codable {
     public var path: String { "/v1/teams/\(team)/identities/\(identity)/bindings/\(name)" }
     /// The label pods carry to receive the identity.
     public var podLabel: [String: String] { ["aadpodidbinding": selector] }
-    /// The AzureIdentity object's name.
-    public var azureIdentityObjectName: String { KubeNames.azureIdentity(team: team, identity: identity) }
-    /// The AzureIdentityBinding object's name.
-    public var bindingObjectName: String { KubeNames.azureIdentityBinding(team: team, identity: identity, binding: name) }
+    /// The AzureIdentity object's name (under `objectNaming`, where the objects are).
+    public var azureIdentityObjectName: String { KubeNames.azureIdentity(team: team, identity: identity, scheme: objectNaming) }
+    /// The AzureIdentityBinding object's name (under `objectNaming`).
+    public var bindingObjectName: String {
+        KubeNames.azureIdentityBinding(team: team, identity: identity, binding: name, scheme: objectNaming)
+    }
+    /// The binding as its next apply writes it: under the current naming scheme.
+    public var underCurrentNaming: Binding {
+        var binding = self
+        binding.objectNaming = .current
+        return binding
+    }
 
     /// The labels of the AzureIdentity podid writes.
     public var azureIdentityLabels: [String: String] {
@@ -87,19 +99,73 @@ public struct Binding: Sendable, Equatable, Codable {
 
 /// The names podid gives Kubernetes objects and selectors; docs/bindings.md, "Names and ownership".
 public enum KubeNames {
-    /// `<team>-<identity>`, made a valid object name.
-    public static func azureIdentity(team: String, identity: String) -> String {
-        objectName("\(team)-\(identity)")
+    /// How object names are made. Stored with each binding, so podid knows where its objects are.
+    public enum Scheme: Int, Sendable, Codable, Comparable, CaseIterable {
+        /// `<team>-<identity>` and `<team>-<identity>-<binding>`: names of different teams collide
+        /// (`data` + `platform-etl` = `data-platform` + `etl`). Only read, to move objects off it.
+        case joined = 1
+        /// The readable join, cut to 49 characters, then `-` and 13 base32 characters of the SHA-256
+        /// of the exact names separated by `/` (which no name contains): distinct teams, identities
+        /// or bindings never share an object name.
+        case hashed = 2
+
+        /// The scheme new objects get.
+        public static let current = Scheme.hashed
+
+        public static func < (lhs: Scheme, rhs: Scheme) -> Bool { lhs.rawValue < rhs.rawValue }
     }
 
-    /// `<team>-<identity>-<binding>`, made a valid object name.
-    public static func azureIdentityBinding(team: String, identity: String, binding: String) -> String {
-        objectName("\(team)-\(identity)-\(binding)")
+    /// The AzureIdentity of `identity` of `team`.
+    public static func azureIdentity(team: String, identity: String, scheme: Scheme = .current) -> String {
+        switch scheme {
+        case .joined: objectName("\(team)-\(identity)")
+        case .hashed: hashedName(readable: "\(team)-\(identity)", parts: [team, identity])
+        }
     }
 
-    /// The default selector: `<team>-<binding>`.
-    public static func defaultSelector(team: String, binding: String) -> String {
-        objectName("\(team)-\(binding)")
+    /// The AzureIdentityBinding of `binding`.
+    public static func azureIdentityBinding(team: String, identity: String, binding: String, scheme: Scheme = .current) -> String {
+        switch scheme {
+        case .joined: objectName("\(team)-\(identity)-\(binding)")
+        case .hashed: hashedName(readable: "\(team)-\(identity)-\(binding)", parts: [team, identity, binding])
+        }
+    }
+
+    /// A readable prefix and a digest of the exact parts: at most 63 characters of `[a-z0-9-]`.
+    static func hashedName(readable: String, parts: [String]) -> String {
+        var prefix = String(objectName(readable).prefix(49))
+        while prefix.hasSuffix("-") { prefix.removeLast() }
+        let digest = Array(SHA256.hash(data: Data(parts.joined(separator: "/").utf8)))
+        return (prefix.isEmpty ? "" : prefix + "-") + base32(digest).prefix(13)
+    }
+
+    /// RFC 4648 base32 in lower case, without padding.
+    static func base32(_ bytes: [UInt8]) -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz234567")
+        var output = ""
+        var buffer: UInt32 = 0
+        var bits = 0
+        for byte in bytes {
+            buffer = (buffer << 8) | UInt32(byte)
+            bits += 8
+            while bits >= 5 {
+                output.append(alphabet[Int((buffer >> UInt32(bits - 5)) & 31)])
+                bits -= 5
+            }
+        }
+        if bits > 0 { output.append(alphabet[Int((buffer << UInt32(5 - bits)) & 31)]) }
+        return output
+    }
+
+    /// A default selector nobody can guess: the binding's name (cut to 49 characters), `-` and 13
+    /// random base32 characters. A selector is what a pod sets to receive the identity, so in
+    /// `cluster` MIC mode a guessable one would be an invitation.
+    public static func defaultSelector(binding: String) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let random = (0..<10).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        var prefix = String(objectName(binding).prefix(49))
+        while prefix.hasSuffix("-") { prefix.removeLast() }
+        return (prefix.isEmpty ? "" : prefix + "-") + base32(random).prefix(13)
     }
 
     /// Lower-cased, every character outside `[a-z0-9-]` turned into `-`; longer than 63 characters:

@@ -6,7 +6,7 @@ public struct NewBinding: Sendable, Equatable {
     public var cluster: String
     /// Default: the cluster's broker namespace.
     public var namespace: String?
-    /// Default: `<team>-<binding>`.
+    /// Default: `KubeNames.defaultSelector` (the binding's name and 13 random characters).
     public var selector: String?
 
     /// Creates a request.
@@ -53,7 +53,7 @@ public struct BindingService: Sendable {
         try Self.checkBindable(parent)
         var binding = Binding(
             team: team, identity: identity, name: request.name, cluster: cluster.name, namespace: namespace,
-            selector: request.selector ?? KubeNames.defaultSelector(team: team, binding: request.name))
+            selector: request.selector ?? KubeNames.defaultSelector(binding: request.name))
         ResourceLifecycle.apply(.accepted(message: parent.state == .ready ? "waiting for a worker to apply it" : "waiting for identity '\(identity)' to be ready"),
                                 to: &binding)
         let event = context.audit("binding.created", team: team, resourceType: "binding", resourceName: "\(identity)/\(request.name)",
@@ -157,6 +157,33 @@ public struct BindingService: Sendable {
         deleted.after = .encoding(stored)
         try await tx.enqueue(BindingDelete.job(stored, requestId: requestId), audited: deleted)
         return stored
+    }
+
+    /// Queues the apply job of every binding whose objects are still under an older naming scheme
+    /// (`KubeNames.Scheme`), with an audit event each; the job moves them. Run by the workers at
+    /// start-up; queueing is idempotent (a queued apply job absorbs another), so replicas may all
+    /// run it. Returns how many bindings it queued.
+    @discardableResult
+    public static func queueRenames(in database: any Database) async throws -> Int {
+        let old = try await database.bindings.underOldNaming(limit: 100_000)
+        var start = 0
+        while start < old.count {
+            let batch = old[start..<min(start + 100, old.count)]
+            try await database.transaction { tx in
+                for binding in batch {
+                    let event = AuditDraft(
+                        actor: "podid", actorTeam: nil, action: "binding.renaming", outcome: .success, team: binding.team,
+                        resourceType: "binding", resourceName: "\(binding.identity)/\(binding.name)", requestId: nil,
+                        details: ["cluster": .string(binding.cluster), "namespace": .string(binding.namespace),
+                                  "from": .array([.string(binding.azureIdentityObjectName), .string(binding.bindingObjectName)]),
+                                  "to": .array([.string(binding.underCurrentNaming.azureIdentityObjectName),
+                                                .string(binding.underCurrentNaming.bindingObjectName)])])
+                    try await tx.enqueue(BindingApply.job(binding, requestId: nil), audited: event)
+                }
+            }
+            start += batch.count
+        }
+        return old.count
     }
 
     /// A binding's delete job removed its objects: the row goes with the job's audit events, and

@@ -106,6 +106,8 @@ public protocol BindingRows: Sendable {
     func list(cluster: String) async throws -> [Binding]
     /// Bindings in the binding's cluster and namespace that share its identity's AzureIdentity.
     func siblings(of binding: Binding) async throws -> [Binding]
+    /// Bindings (not being deleted) whose objects are still under an older naming scheme.
+    func underOldNaming(limit: Int) async throws -> [Binding]
     /// The teams other than `excludingTeam` whose bindings use `selector` in `cluster`.
     func teams(usingSelector selector: String, cluster: String, excludingTeam: String) async throws -> [String]
     /// Inserts a binding (generation 1).

@@ -108,7 +108,7 @@ public enum IdentityRules {
         for (index, grant) in spec.grants.enumerated() {
             validator.check(Rules.isPlainText(grant.role, maxLength: 128), "grants[\(index)].role", "must be an Azure role name such as 'Reader'")
             validator.check(Rules.isARMScope(grant.scope), "grants[\(index)].scope",
-                            "must be an ARM scope such as /subscriptions/<id>/resourceGroups/<group>, without a trailing '/'")
+                            "must be an ARM scope such as /subscriptions/<id>/resourceGroups/<group>: segments of letters, digits, '-', '_', '.', '(' and ')', no '.' or '..' segments, no percent escapes, and no trailing '/'")
             let key = "\(grant.role.lowercased())|\(grant.scope.lowercased())"
             validator.check(seen.insert(key).inserted, "grants[\(index)]", "grants \(grant.role) on \(grant.scope) twice")
         }
@@ -135,14 +135,40 @@ public enum IdentityRules {
                               "resource group \(spec.resourceGroup) is not allowed for this team; allowed: \(describe(policy.resourceGroups))")
         }
         for (index, grant) in spec.grants.enumerated() {
-            let allowed = policy.grants.contains { rule in
-                rule.role.lowercased() == grant.role.lowercased() && scope(grant.scope, isWithin: rule.scopePrefix)
-            }
+            let allowed = policyAllows(role: grant.role, scope: grant.scope, policy: policy)
             let rules = policy.grants.map { "\($0.role) on \($0.scopePrefix) and below" }
             policyCheck.check(allowed, "grants[\(index)]",
                               "\(grant.role) on \(grant.scope) is not allowed for this team; allowed: \(describe(rules))")
         }
         try policyCheck.throwIfInvalid()
+    }
+
+    /// Whether the team's policy allows `role` on `scope`: the scope is one podid accepts
+    /// (`Rules.isARMScope`) and lies within a grant rule for the role.
+    public static func policyAllows(role: String, scope target: String, policy: TeamPolicy) -> Bool {
+        Rules.isARMScope(target) && policy.grants.contains { rule in
+            rule.role.lowercased() == role.lowercased() && scope(target, isWithin: rule.scopePrefix)
+        }
+    }
+
+    /// Checks a grant before its role assignment is made and again on the scope that Azure answers
+    /// with (`landed`): both must be the grant's own scope and allowed by the team's current policy.
+    /// A grant recorded before a rule was tightened, or a hop that rewrote the path, is refused
+    /// here rather than recorded as access the team has.
+    public static func checkAssignmentScope(role: String, requested: String, landed: String? = nil, policy: TeamPolicy) throws {
+        guard policyAllows(role: role, scope: requested, policy: policy) else {
+            throw DomainError(.forbidden, "The grant \(role) on \(requested) is not allowed by the team's policy (or is no ARM scope podid accepts); remove it from the identity's grants, or ask an admin to allow it.")
+        }
+        if let landed, landed.lowercased() != requested.lowercased() {
+            throw DomainError(.forbidden, "Azure created the role assignment for \(role) on \(landed), not on the requested \(requested); podid deleted it and records no such access.")
+        }
+    }
+
+    /// Only an admin changes the deletion policy of an identity an admin adopted: the team did not
+    /// create it in Azure, and podid deletes there only what it created unless an admin says so.
+    public static func checkDeletionPolicyChange(_ current: Identity, to policy: DeletionPolicy, by role: Role) throws {
+        guard current.adoptedByAdmin, policy != current.deletionPolicy, role != .admin else { return }
+        throw DomainError(.forbidden, "Identity '\(current.name)' was adopted by an admin, so only an admin may change its deletionPolicy (it is \(current.deletionPolicy.rawValue)): podid deletes in Azure only what it created. Leave deletionPolicy out, or ask an admin.")
     }
 
     /// The quota: a team owns at most `policy.maxIdentities` identities.

@@ -83,7 +83,10 @@ public struct IdentityService: Sendable {
             var updated = current
             updated.tags = spec.tags
             updated.grants = spec.grants
-            if deletionPolicyGiven { updated.deletionPolicy = spec.deletionPolicy }
+            if deletionPolicyGiven {
+                try IdentityRules.checkDeletionPolicyChange(current, to: spec.deletionPolicy, by: context.principal.role)
+                updated.deletionPolicy = spec.deletionPolicy
+            }
             return updated
         }
         return (identity, false, changed)
@@ -98,7 +101,10 @@ public struct IdentityService: Sendable {
             var updated = current
             if let tags = patch.tags { updated.tags = tags }
             if let grants = patch.grants { updated.grants = grants }
-            if let policy = patch.deletionPolicy { updated.deletionPolicy = policy }
+            if let policy = patch.deletionPolicy {
+                try IdentityRules.checkDeletionPolicyChange(current, to: policy, by: context.principal.role)
+                updated.deletionPolicy = policy
+            }
             return updated
         }
     }

@@ -328,6 +328,13 @@ struct MemoryBindings: BindingRows {
         }
     }
 
+    func underOldNaming(limit: Int) async throws -> [Binding] {
+        try access.read { snapshot in
+            Array(snapshot.bindings.values.filter { $0.objectNaming < .current && $0.state != .deleting }
+                .sorted { ($0.team, $0.identity, $0.name) < ($1.team, $1.identity, $1.name) }.prefix(limit))
+        }
+    }
+
     func teams(usingSelector selector: String, cluster: String, excludingTeam: String) async throws -> [String] {
         try access.read { snapshot in
             Set(snapshot.bindings.values.filter { $0.cluster == cluster && $0.selector == selector && $0.team != excludingTeam }.map(\.team))

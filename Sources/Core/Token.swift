@@ -47,6 +47,15 @@ public enum TokenSecret {
         return prefix + Base64URL.encode(bytes)
     }
 
+    /// Whether `text` has the form of a secret podid issues (the prefix and 43 base64url
+    /// characters): what nothing may store in plain text.
+    public static func isSecret(_ text: String) -> Bool {
+        guard text.hasPrefix(prefix), text.utf8.count == prefix.utf8.count + 43 else { return false }
+        return text.utf8.dropFirst(prefix.utf8.count).allSatisfy { byte in
+            (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39) || byte == 0x2D || byte == 0x5F
+        }
+    }
+
     /// The SHA-256 of a secret: what the database stores and looks tokens up by.
     public static func hash(_ secret: String) -> [UInt8] {
         Array(SHA256.hash(data: Array(secret.utf8)))

@@ -29,17 +29,32 @@ public enum Rules {
         }
     }
 
-    /// Whether `text` is an ARM scope podid accepts as a grant prefix: a subscription, something
-    /// under one, or a management group.
+    /// Whether `text` is an ARM scope podid accepts as a grant or a grant prefix: a subscription,
+    /// something under one, or a management group. Each segment uses only the characters of ARM
+    /// resource names (letters, digits, `-`, `_`, `.`, `(`, `)`) and none is a dot segment (`.`,
+    /// `..`), since any hop that normalises the path would move a grant on
+    /// `…/storageAccounts/data/../..` up to the resource group; percent escapes, `?`, `#`, `\` and
+    /// spaces are refused for the same reason.
     public static func isARMScope(_ text: String) -> Bool {
+        guard text.utf8.count <= 1024 else { return false }
         let segments = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard segments.count >= 3, segments[0].isEmpty, !segments.dropFirst().contains(where: \.isEmpty) else {
-            return false
+        guard segments.count >= 3, segments[0].isEmpty else { return false }
+        for segment in segments.dropFirst() {
+            guard isARMSegment(segment) else { return false }
         }
         if segments[1].lowercased() == "subscriptions" { return isGUID(String(segments[2])) }
         return segments.count >= 5 && segments[1].lowercased() == "providers"
             && segments[2].lowercased() == "microsoft.management"
             && segments[3].lowercased() == "managementgroups"
+    }
+
+    /// One segment of an ARM id: not empty, not made of dots only, and only ARM's name characters.
+    static func isARMSegment(_ segment: Substring) -> Bool {
+        guard !segment.isEmpty, !segment.allSatisfy({ $0 == "." }) else { return false }
+        return segment.unicodeScalars.allSatisfy { scalar in
+            CharacterSet.letters.contains(scalar) || CharacterSet.decimalDigits.contains(scalar)
+                || "-_.()".unicodeScalars.contains(scalar)
+        }
     }
 
     /// Whether `text` is printable text of 1 to `maxLength` characters without control characters.

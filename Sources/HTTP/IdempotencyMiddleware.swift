@@ -8,7 +8,8 @@ import NIOCore
 /// `Idempotency-Key` on POST: the same key and body within 24 hours replays the first response
 /// (marked `Idempotent-Replayed: true`); the same key with another body is a 422; a key whose first
 /// request is still running is a 409. Keys are per caller. Responses of 5xx and thrown errors are not
-/// kept, so a retry runs again.
+/// kept, so a retry runs again. Token secrets in a response are never kept: a replay of a token's
+/// creation answers without its `token`.
 public struct IdempotencyMiddleware<Context: RequestContext>: RouterMiddleware {
     let store: any IdempotencyStore
 
@@ -69,13 +70,37 @@ public struct IdempotencyMiddleware<Context: RequestContext>: RouterMiddleware {
             for field in response.headers where keptHeaders.contains(field.name) {
                 headers[field.name.canonicalName] = field.value
             }
+            // A secret is shown once: the stored copy, which a replay answers with, has none.
             try await store.complete(
                 scope: scope, key: key,
-                response: StoredResponse(status: response.status.code, headers: headers, body: Array(collected.readableBytesView)))
+                response: StoredResponse(status: response.status.code, headers: headers,
+                                         body: Self.withoutSecrets(Array(collected.readableBytesView))))
             var replayable = response
             replayable.body = .init(byteBuffer: collected)
             return replayable
         }
+    }
+}
+
+extension IdempotencyMiddleware {
+    /// `body` without the members whose value is a token secret (`TokenSecret.isSecret`), at any
+    /// depth: what the idempotency store may keep. A body that is no JSON is kept as it is.
+    static func withoutSecrets(_ body: [UInt8]) -> [UInt8] {
+        guard let text = String(bytes: body, encoding: .utf8), text.contains(TokenSecret.prefix),
+              let value = try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed])
+        else { return body }
+        func strip(_ value: Any) -> Any? {
+            switch value {
+            case let string as String: return TokenSecret.isSecret(string) ? nil : string
+            case let object as [String: Any]: return object.compactMapValues(strip)
+            case let array as [Any]: return array.compactMap(strip)
+            default: return value
+            }
+        }
+        guard let stripped = strip(value),
+              let data = try? JSONSerialization.data(withJSONObject: stripped, options: [.fragmentsAllowed, .sortedKeys])
+        else { return Array("{}".utf8) }
+        return Array(data)
     }
 }
 

@@ -28,7 +28,7 @@ enum ManifestsYAML {
             text += "---\n" + documents.joined(separator: "---\n")
         }
         let selectors = Array(Set(sorted.map(\.selector))).sorted()
-        let selector = selectors.first ?? KubeNames.defaultSelector(team: identity.team, binding: "<binding>")
+        let selector = selectors.first ?? "<the selector of your binding>"
         text += """
             # Where the label goes: on the pod template of your Deployment (not on the Deployment itself).
             #

@@ -24,6 +24,9 @@ public final class AzureSimulator: Sendable {
         public var pageSize: Int = 100
         /// Fault rules by operation.
         public var faults: [SimFaultRule] = []
+        /// A fault: scope prefixes that a hop in front of ARM rewrites in authorization requests
+        /// (lower-cased prefix → replacement), so that a role assignment lands elsewhere than asked.
+        public var scopeRewrites: [String: String]?
 
         public init() {}
     }
@@ -117,13 +120,40 @@ public final class AzureSimulator: Sendable {
         return result
     }
 
+    /// The path's segments as a front end that normalises URLs sees them (IIS and .NET's `Uri`, in
+    /// front of ARM, do): percent escapes decoded, then `.` and `..` segments resolved (RFC 3986
+    /// section 5.2.4). A role assignment PUT on `…/storageAccounts/data/../..` therefore lands on
+    /// the resource group, which is why podid refuses such scopes and checks the scope it gets back.
+    static func normalizedSegments(_ path: String) -> [String] {
+        var output: [String] = []
+        for raw in path.split(separator: "/") {
+            let segment = String(raw).removingPercentEncoding ?? String(raw)
+            switch segment {
+            case ".": continue
+            case "..": if !output.isEmpty { output.removeLast() }
+            default: output.append(segment)
+            }
+        }
+        return output
+    }
+
+    /// `scope` after the `scopeRewrites` fault, if one applies.
+    func rewrittenScope(_ scope: String) -> String {
+        let rewrites = settings.withLock { $0.scopeRewrites } ?? [:]
+        for (prefix, replacement) in rewrites.sorted(by: { $0.key.count > $1.key.count })
+        where scope.lowercased() == prefix || scope.lowercased().hasPrefix(prefix + "/") {
+            return replacement + scope.dropFirst(prefix.count)
+        }
+        return scope
+    }
+
     static func routingTime() -> String {
         let f = Date.ISO8601FormatStyle(dateSeparator: .omitted, dateTimeSeparator: .standard, timeSeparator: .omitted)
         return Date().formatted(f)
     }
 
     func route(_ request: Request, path: String) async -> (String, Response) {
-        let segments = path.split(separator: "/").map(String.init)
+        let segments = Self.normalizedSegments(path)
         let lower = segments.map { $0.lowercased() }
 
         if lower.first == "_sim" { return ("sim.admin", await admin(request, Array(lower.dropFirst()))) }
@@ -181,7 +211,7 @@ public final class AzureSimulator: Sendable {
         // (`…/userAssignedIdentities/x/providers/Microsoft.Authorization/roleAssignments`).
         if let index = lower.indices.last(where: { $0 + 1 < lower.count && lower[$0] == "providers" && lower[$0 + 1] == "microsoft.authorization" })
         {
-            let scope = "/" + segments[0..<index].joined(separator: "/")
+            let scope = rewrittenScope("/" + segments[0..<index].joined(separator: "/"))
             let rest = Array(segments[(index + 2)...])
             let restLower = rest.map { $0.lowercased() }
             if restLower.first == "roleassignments" {

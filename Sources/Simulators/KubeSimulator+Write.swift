@@ -73,13 +73,15 @@ extension KubeSimulator {
         init(_ response: Response) { self.response = response }
     }
 
+    /// apimachinery's `IsDNS1123Subdomain`: at most 253 characters matching its regex. Its parts
+    /// have no length limit of their own (MIC's `<pod>-<namespace>-<identity>` names often pass 63).
     static func isDNSSubdomain(_ name: String) -> Bool {
         guard !name.isEmpty, name.count <= 253 else { return false }
-        return name.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isDNSLabel(String($0)) }
+        return name.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isDNSLabel(String($0), maxLength: 253) }
     }
 
-    static func isDNSLabel(_ name: String) -> Bool {
-        guard let first = name.first, let last = name.last, name.count <= 63 else { return false }
+    static func isDNSLabel(_ name: String, maxLength: Int = 63) -> Bool {
+        guard let first = name.first, let last = name.last, name.count <= maxLength else { return false }
         func ok(_ c: Character) -> Bool { c.isASCII && (c.isLowercase || c.isNumber) }
         return ok(first) && ok(last) && name.allSatisfy { ok($0) || $0 == "-" }
     }

@@ -10,7 +10,8 @@ struct PostgresBindingRows: BindingRows {
         bindings.team, bindings.identity, bindings.name, bindings.cluster, bindings.namespace, bindings.selector, bindings.state,
         bindings.message, bindings.last_error, bindings.generation, bindings.observed_generation, bindings.applied_client_id,
         bindings.created_at, bindings.updated_at,
-        (SELECT h.status FROM binding_health h WHERE h.team = bindings.team AND h.identity = bindings.identity AND h.binding = bindings.name)
+        (SELECT h.status FROM binding_health h WHERE h.team = bindings.team AND h.identity = bindings.identity AND h.binding = bindings.name),
+        bindings.object_naming
         """
 
     static func decode(_ row: PostgresRow) throws -> Binding {
@@ -21,6 +22,7 @@ struct PostgresBindingRows: BindingRows {
             state: ResourceState(rawValue: try cells[6].decode(String.self)) ?? .pending, message: try cells[7].decode(String?.self),
             lastError: try cells[8].decode(String?.self), generation: try cells[9].decode(Int64.self),
             observedGeneration: try cells[10].decode(Int64.self), appliedClientId: try cells[11].decode(String?.self),
+            objectNaming: KubeNames.Scheme(rawValue: Int(try cells[15].decode(Int16.self))) ?? .joined,
             createdAt: try cells[12].decode(Date.self), updatedAt: try cells[13].decode(Date.self),
             health: try cells[14].decode(String?.self).flatMap(HealthStatus.init(rawValue:)))
     }
@@ -65,6 +67,16 @@ struct PostgresBindingRows: BindingRows {
         ).map(Self.decode)
     }
 
+    func underOldNaming(limit: Int) async throws -> [Binding] {
+        try await executor.rows(
+            """
+            SELECT \(unescaped: Self.columns) FROM bindings
+            WHERE object_naming < \(Int16(KubeNames.Scheme.current.rawValue)) AND state <> 'deleting'
+            ORDER BY team, identity, name LIMIT \(limit)
+            """
+        ).map(Self.decode)
+    }
+
     func teams(usingSelector selector: String, cluster: String, excludingTeam: String) async throws -> [String] {
         try await executor.rows(
             """
@@ -78,9 +90,9 @@ struct PostgresBindingRows: BindingRows {
     func insert(_ binding: Binding) async throws -> Binding {
         let rows = try await executor.rows(
             """
-            INSERT INTO bindings (team, identity, name, cluster, namespace, selector, state, message)
+            INSERT INTO bindings (team, identity, name, cluster, namespace, selector, state, message, object_naming)
             VALUES (\(binding.team), \(binding.identity), \(binding.name), \(binding.cluster), \(binding.namespace),
-                    \(binding.selector), \(binding.state.rawValue), \(binding.message))
+                    \(binding.selector), \(binding.state.rawValue), \(binding.message), \(Int16(binding.objectNaming.rawValue)))
             RETURNING \(unescaped: Self.columns)
             """)
         return try Self.decode(rows[0])
@@ -91,7 +103,8 @@ struct PostgresBindingRows: BindingRows {
             """
             UPDATE bindings SET selector = \(binding.selector), state = \(binding.state.rawValue), message = \(binding.message),
                    last_error = \(binding.lastError), generation = \(binding.generation),
-                   observed_generation = \(binding.observedGeneration), applied_client_id = \(binding.appliedClientId), updated_at = now()
+                   observed_generation = \(binding.observedGeneration), applied_client_id = \(binding.appliedClientId),
+                   object_naming = \(Int16(binding.objectNaming.rawValue)), updated_at = now()
             WHERE team = \(binding.team) AND identity = \(binding.identity) AND name = \(binding.name)
             RETURNING \(unescaped: Self.columns)
             """)

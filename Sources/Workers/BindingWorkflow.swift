@@ -59,6 +59,10 @@ public struct BindingWorkflow: Reconciler {
         else { return }
         binding = working
         let gateway = try await connector.gateway(for: cluster)
+        // Objects are written under the current naming scheme; a binding whose objects are under
+        // an older one moves them (below, once the new ones are in place).
+        let previous = binding
+        binding = binding.underCurrentNaming
         let aiObject = binding.azureIdentityObject(resourceID: resourceId, clientID: clientId)
         try await ensure(.azureIdentity, aiObject.json, name: aiObject.name, binding: binding, includingBinding: false,
                          gateway: gateway, job: job, progress: progress, action: "k8s.azureidentity.applied",
@@ -75,11 +79,39 @@ public struct BindingWorkflow: Reconciler {
                              return current.azureIdentity == bindingObject.azureIdentity && current.selector == bindingObject.selector
                                  && current.legacyKeys.isEmpty
                          }, details: ["selector": .string(binding.selector), "azureIdentity": .string(bindingObject.azureIdentity)])
+        var renamed: [AuditDraft] = []
+        if previous.objectNaming < binding.objectNaming {
+            try await removeOldNames(previous, gateway: gateway, job: job, progress: progress, into: &renamed)
+        }
         try await database.recordBinding(
             binding, .applied(generation: generation,
                               message: "ready: pods labelled aadpodidbinding=\(binding.selector) receive identity '\(identity.name)' (clientId \(clientId))"),
-            audit: [event("binding.ready", binding, job: job, details: ["generation": .number(Double(generation)), "clientId": .string(clientId)])],
-            change: { $0.appliedClientId = clientId })
+            audit: renamed + [event("binding.ready", binding, job: job, details: ["generation": .number(Double(generation)), "clientId": .string(clientId)])],
+            change: {
+                $0.appliedClientId = clientId
+                $0.objectNaming = .current
+            })
+    }
+
+    /// Removes the objects a binding had under an older naming scheme, now that the current ones
+    /// are applied: its AzureIdentityBinding, and the AzureIdentity once no other binding of the
+    /// identity in that cluster and namespace still uses the old name (those jobs share this
+    /// one's serial key, so they run one after another). Only objects whose labels say they are
+    /// this binding's or identity's are touched.
+    func removeOldNames(_ old: Binding, gateway: any KubernetesGateway, job: Job, progress: JobProgress,
+                        into audit: inout [AuditDraft]) async throws {
+        try await remove(.azureIdentityBinding, name: old.bindingObjectName, binding: old, includingBinding: true,
+                         gateway: gateway, job: job, progress: progress, into: &audit)
+        let waiting = try await database.bindings.siblings(of: old).filter { $0.objectNaming == old.objectNaming }
+        if waiting.isEmpty {
+            try await remove(.azureIdentity, name: old.azureIdentityObjectName, binding: old, includingBinding: false,
+                             gateway: gateway, job: job, progress: progress, into: &audit)
+        }
+        audit.append(event("binding.renamed", old, job: job, details: [
+            "cluster": .string(old.cluster), "namespace": .string(old.namespace),
+            "from": .array([.string(old.azureIdentityObjectName), .string(old.bindingObjectName)]),
+            "to": .array([.string(old.underCurrentNaming.azureIdentityObjectName), .string(old.underCurrentNaming.bindingObjectName)]),
+        ]))
     }
 
     /// Applies `object` unless it is already as wanted; refuses an object at that name that is not podid's.
@@ -123,7 +155,7 @@ public struct BindingWorkflow: Reconciler {
             try await remove(.azureIdentityBinding, name: binding.bindingObjectName, binding: binding, includingBinding: true,
                              gateway: gateway, job: job, progress: progress, into: &audit)
             // The AzureIdentity is shared by the identity's bindings in this cluster and namespace.
-            let siblings = try await database.bindings.siblings(of: binding)
+            let siblings = try await database.bindings.siblings(of: binding).filter { $0.objectNaming == binding.objectNaming }
             if siblings.isEmpty {
                 try await remove(.azureIdentity, name: binding.azureIdentityObjectName, binding: binding, includingBinding: false,
                                  gateway: gateway, job: job, progress: progress, into: &audit)

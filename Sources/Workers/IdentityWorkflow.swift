@@ -161,9 +161,15 @@ public struct IdentityWorkflow: Reconciler {
         for record in recorded where !identity.grants.contains(where: record.implements) {
             try await release(record, from: &recorded, team: team, name: name, job: job, progress: progress)
         }
-        for grant in identity.grants where !recorded.contains(where: { $0.implements(grant) }) {
+        let missing = identity.grants.filter { grant in !recorded.contains(where: { $0.implements(grant) }) }
+        let policy = missing.isEmpty ? nil : try await database.teams.get(team, lock: .none)?.policy
+        for grant in missing {
+            // New access only within the team's current policy, on the scope it names.
+            try IdentityRules.checkAssignmentScope(role: grant.role, requested: grant.scope, policy: policy ?? .empty)
             let roleDefinitionId = try await call { try await azure.roleDefinitionId(roleName: grant.role, scope: grant.scope) }
             let assignment = try await assign(scope: grant.scope, roleDefinitionId: roleDefinitionId, principalId: principalId, progress: progress)
+            try await checkLanded(assignment, grant: grant, roleDefinitionId: roleDefinitionId, principalId: principalId,
+                                  policy: policy ?? .empty, team: team, name: name, job: job)
             let owned = RoleAssignmentNaming.isPodids(assignment)
             let record = RecordedAssignment(role: grant.role, scope: grant.scope, roleDefinitionId: roleDefinitionId,
                                             assignmentId: assignment.id, owned: owned)
@@ -179,6 +185,33 @@ public struct IdentityWorkflow: Reconciler {
                                           details: Self.ids(assignment.requestId).merging(["role": grant.role, "scope": grant.scope]) { a, _ in a }))
         }
         identity.assignments = recorded
+    }
+
+    /// Refuses an assignment whose `properties.scope` (what Azure answers) is not the grant's own
+    /// scope within the policy: deletes it when podid's PUT made it, audits the refusal, and fails
+    /// the job with what happened.
+    func checkLanded(_ assignment: RoleAssignmentInfo, grant: IdentityGrant, roleDefinitionId: String, principalId: String,
+                     policy: TeamPolicy, team: String, name: String, job: Job) async throws {
+        let landed = assignment.scope.isEmpty ? RoleAssignmentNaming.scopeOf(assignmentId: assignment.id) : assignment.scope
+        do {
+            try IdentityRules.checkAssignmentScope(role: grant.role, requested: grant.scope, landed: landed, policy: policy)
+        } catch {
+            var details: [String: JSONValue] = [
+                "assignmentId": .string(assignment.id), "role": .string(grant.role), "requestedScope": .string(grant.scope),
+                "scope": .string(landed), "upstreamRequestId": Self.json(assignment.requestId),
+            ]
+            let made = assignment.name.lowercased()
+                == RoleAssignmentNaming.name(scope: grant.scope, roleDefinitionId: roleDefinitionId, principalId: principalId)
+            if made {
+                let outcome = try await call { try await azure.deleteRoleAssignment(id: assignment.id) }
+                details["deleted"] = .bool(true)
+                details["deleteRequestId"] = Self.json(outcome.requestId)
+            }
+            try await database.recordIdentity(team: team, name: name, audit: [
+                event("azure.roleassignment.refused", outcome: .failure, team: team, name: name, job: job, details: details),
+            ])
+            throw error
+        }
     }
 
     /// Stops using a recorded assignment: deletes it when podid made it (an equal one someone else

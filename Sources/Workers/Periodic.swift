@@ -47,11 +47,38 @@ public enum Housekeeping {
         }
     }
 
+    /// Runs `work` once, retrying every 5 seconds until it succeeds or podid shuts down.
+    public static func once(_ name: String, logger: Logger, _ work: @escaping @Sendable () async throws -> Void) -> some Service {
+        OneShot(name: name, logger: logger, work: work)
+    }
+
     /// Deletes idempotency keys older than 24 hours, every ten minutes.
     public static func idempotencyPruner(_ store: any IdempotencyStore, logger: Logger) -> Periodic {
         Periodic("pruning idempotency keys", every: .seconds(600), logger: logger) {
             let pruned = try await store.prune()
             if pruned > 0 { logger.debug("pruned idempotency keys", metadata: ["count": "\(pruned)"]) }
         }
+    }
+}
+
+/// A task that runs once at start-up, retried until it succeeds; then the service ends quietly
+/// while the others go on.
+struct OneShot: Service {
+    let name: String
+    let logger: Logger
+    let work: @Sendable () async throws -> Void
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                try await work()
+                break
+            } catch {
+                logger.warning("\(name) failed; retrying", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(5)) }
+        }
+        // A service that returns ends the group unless it says otherwise; wait for shutdown.
+        try? await gracefulShutdown()
     }
 }

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
@@ -47,10 +48,11 @@ struct BindingsTests {
             response = try await Self.bind(client, #"{"name":"worker","cluster":"local"}"#)
             #expect(response.status == .accepted)
             #expect(response.json["namespace"] as? String == "aad-broker")
-            #expect(response.json["selector"] as? String == "payments-worker")
-            #expect((response.json["podLabel"] as? [String: String]) == ["aadpodidbinding": "payments-worker"])
-            #expect(response.json["azureIdentityName"] as? String == "payments-api")
-            #expect(response.json["azureIdentityBindingName"] as? String == "payments-api-worker")
+            let selector = try #require(response.json["selector"] as? String)
+            #expect(selector.hasPrefix("worker-") && selector.count == 20, "a default selector nobody can guess: \(selector)")
+            #expect((response.json["podLabel"] as? [String: String]) == ["aadpodidbinding": selector])
+            #expect(response.json["azureIdentityName"] as? String == aiName("payments", "api"))
+            #expect(response.json["azureIdentityBindingName"] as? String == aibName("payments", "api", "worker"))
             #expect(response.headers[.location] == "/v1/teams/payments/identities/api/bindings/worker")
             #expect(response.json["state"] as? String == "pending")
 
@@ -106,20 +108,20 @@ struct BindingsTests {
             let applyJobs = try await client.call(.get, "/v1/jobs?kind=binding.apply", token: testAdminToken).items
             #expect(applyJobs.count <= 2, "one waiting run at most, then one that applied: \(applyJobs.count)")
 
-            let ai = try #require(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentities/payments-api"))
+            let ai = try #require(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentities/\(aiName("payments", "api"))"))
             #expect(ai[["spec", "clientID"]]?.string == identity["clientId"] as? String)
             #expect(ai[["spec", "resourceID"]]?.string == identity["resourceId"] as? String)
             #expect(ai[["spec", "type"]]?.int == 0)
             #expect(ai[["spec", "ClientID"]] == nil && ai[["spec", "ResourceID"]] == nil, "no capitalised keys")
             #expect(ai[["metadata", "labels"]]?.stringMap == ["app.kubernetes.io/managed-by": "podid", "podid.io/team": "payments", "podid.io/identity": "api"])
-            let aib = try #require(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentitybindings/payments-api-web"))
-            #expect(aib[["spec", "azureIdentity"]]?.string == "payments-api")
+            let aib = try #require(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentitybindings/\(aibName("payments", "api", "web"))"))
+            #expect(aib[["spec", "azureIdentity"]]?.string == aiName("payments", "api"))
             #expect(aib[["spec", "selector"]]?.string == "payments-api")
             #expect(aib[["metadata", "labels"]]?.stringMap["podid.io/binding"] == "web")
 
             // A pod with the label, in another namespace (cluster mode): MIC assigns it.
             try await sims.createPod("orders-7d9f", namespace: "default", labels: ["aadpodidbinding": "payments-api"])
-            let assignmentPath = "/apis/aadpodidentity.k8s.io/v1/namespaces/default/azureassignedidentities/orders-7d9f-default-payments-api"
+            let assignmentPath = "/apis/aadpodidentity.k8s.io/v1/namespaces/default/azureassignedidentities/orders-7d9f-default-\(aiName("payments", "api"))"
             #expect(try await eventually(timeout: .seconds(20)) {
                 try await sims.kubeObject(assignmentPath)?[["status", "status"]]?.string == "Assigned"
             }, "the AzureAssignedIdentity <pod>-<ns>-<AzureIdentity> reaches Assigned")
@@ -131,15 +133,15 @@ struct BindingsTests {
             #expect(try await eventually {
                 try await client.call(.get, "/v1/teams/payments/identities/api/bindings/web", token: testAdminToken).status == .notFound
             })
-            #expect(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentitybindings/payments-api-web") == nil)
-            #expect(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentities/payments-api") != nil,
+            #expect(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentitybindings/\(aibName("payments", "api", "web"))") == nil)
+            #expect(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentities/\(aiName("payments", "api"))") != nil,
                     "still used by binding batch")
 
             // Deleting the identity with cascade removes the last binding, the AzureIdentity, then the identity.
             #expect(try await client.call(.delete, "/v1/teams/payments/identities/api?cascade=true", token: testAdminToken).status == .accepted)
             #expect(try await client.waitForIdentityGone("payments", "api"))
-            #expect(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentities/payments-api") == nil)
-            #expect(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentitybindings/payments-api-batch") == nil)
+            #expect(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentities/\(aiName("payments", "api"))") == nil)
+            #expect(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentitybindings/\(aibName("payments", "api", "batch"))") == nil)
             #expect(try await sims.azureIdentities().isEmpty)
             let actions = try await database.auditRows().map(\.action)
             for action in ["binding.created", "k8s.azureidentity.applied", "k8s.azureidentitybinding.applied", "binding.ready",
@@ -155,21 +157,21 @@ struct BindingsTests {
             try await client.registerSimCluster(sims)
             try await client.createTeam("payments", policy: bindingPolicy())
             // Someone applied an AzureIdentity by hand at the name podid would use.
-            let manual = #"{"apiVersion":"aadpodidentity.k8s.io/v1","kind":"AzureIdentity","metadata":{"name":"payments-api","labels":{"owner":"ops"}},"spec":{"type":0,"resourceID":"/x","clientID":"manual"}}"#
+            let manual = #"{"apiVersion":"aadpodidentity.k8s.io/v1","kind":"AzureIdentity","metadata":{"name":"\#(aiName("payments", "api"))","labels":{"owner":"ops"}},"spec":{"type":0,"resourceID":"/x","clientID":"manual"}}"#
             #expect(try await send("POST", "\(sims.kubeURL)/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentities", body: manual).status == 201)
             _ = try await client.call(.post, "/v1/teams/payments/identities", token: testAdminToken, json: identityBody("api"))
             _ = try await Self.bind(client, #"{"name":"web","cluster":"local"}"#)
             let failed = try await client.waitForBinding("payments", "api", "web", state: "failed")
             let error = failed["lastError"] as? String ?? ""
-            #expect(error.contains("AzureIdentity aad-broker/payments-api in cluster local exists and podid did not create it") && error.contains("owner=ops"), "\(error)")
-            #expect(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentities/payments-api")?[["spec", "clientID"]]?.string == "manual")
-            #expect(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentitybindings/payments-api-web") == nil)
+            #expect(error.contains("AzureIdentity aad-broker/\(aiName("payments", "api")) in cluster local exists and podid did not create it") && error.contains("owner=ops"), "\(error)")
+            #expect(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentities/\(aiName("payments", "api"))")?[["spec", "clientID"]]?.string == "manual")
+            #expect(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentitybindings/\(aibName("payments", "api", "web"))") == nil)
 
             _ = try await client.call(.delete, "/v1/teams/payments/identities/api/bindings/web", token: testAdminToken)
             #expect(try await eventually {
                 try await client.call(.get, "/v1/teams/payments/identities/api/bindings/web", token: testAdminToken).status == .notFound
             })
-            #expect(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentities/payments-api") != nil, "left alone")
+            #expect(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentities/\(aiName("payments", "api"))") != nil, "left alone")
         }
     }
 
@@ -191,12 +193,12 @@ struct BindingsTests {
             let yaml = response.body
             #expect(yaml.components(separatedBy: "kind: \"AzureIdentity\"\n").count - 1 == 2, "one AzureIdentity per namespace")
             #expect(yaml.components(separatedBy: "kind: \"AzureIdentityBinding\"\n").count - 1 == 2)
-            #expect(yaml.contains("#         aadpodidbinding: payments-api") || yaml.contains("#         aadpodidbinding: payments-jobs"))
+            #expect(yaml.contains("#         aadpodidbinding: payments-api") || yaml.contains("#         aadpodidbinding: jobs-"), "\(yaml)")
             let filtered = try await client.call(.get, "/v1/teams/payments/identities/api/manifests?namespace=default", token: testAdminToken).body
             #expect(filtered.contains("namespace: \"default\"") && !filtered.contains("namespace: \"aad-broker\""))
 
             // What the cluster holds is what the export says (spec by spec).
-            let live = try #require(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentities/payments-api"))
+            let live = try #require(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentities/\(aiName("payments", "api"))"))
             #expect(yaml.contains("clientID: \"\(live[["spec", "clientID"]]?.string ?? "-")\""))
 
             // An independent validator (jsonschema) against the CRD's schema, closed to unknown keys.
@@ -223,8 +225,8 @@ struct BindingsTests {
                     let (applied, text) = try await runProgram(kubectl, ["--server", fresh.kubeURL, "apply", "-f", file.path],
                                                                environment: ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()])
                     #expect(applied == 0, "\(text)")
-                    #expect(text.contains("azureidentity.aadpodidentity.k8s.io/payments-api created"), "\(text)")
-                    #expect(try await fresh.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/default/azureidentitybindings/payments-api-jobs") != nil)
+                    #expect(text.contains("azureidentity.aadpodidentity.k8s.io/\(aiName("payments", "api")) created"), "\(text)")
+                    #expect(try await fresh.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/default/azureidentitybindings/\(aibName("payments", "api", "jobs"))") != nil)
                 }
             }
         }
@@ -244,7 +246,7 @@ struct BindingsTests {
             })
             let clientId = try #require(try await client.call(.get, "/v1/teams/payments/identities/api", token: testAdminToken).json["clientId"] as? String)
             // The cluster's AzureIdentity and podid's record both carry an old clientId (as after a re-adoption).
-            let path = "/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentities/payments-api"
+            let path = "/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentities/\(aiName("payments", "api"))"
             let patched = try await send("PATCH", "\(sims.kubeURL)\(path)", body: #"{"spec":{"clientID":"00000000-0000-0000-0000-0000000000ff"}}"#,
                                          contentType: "application/merge-patch+json")
             #expect(patched.status == 200, "\(patched.text)")

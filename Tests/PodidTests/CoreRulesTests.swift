@@ -438,7 +438,7 @@ struct JobCatalogueTests {
         let binding = Binding(team: "payments", identity: "orders", name: "web", cluster: "local", namespace: "aad-broker", selector: "s")
         let apply = BindingApply.job(binding, requestId: "r")
         let delete = BindingDelete.job(binding, requestId: "r")
-        #expect(apply.serialKey == delete.serialKey && apply.serialKey == "k8s:local/aad-broker/payments-orders")
+        #expect(apply.serialKey == delete.serialKey && apply.serialKey == "k8s:local/aad-broker/\(KubeNames.azureIdentity(team: "payments", identity: "orders"))")
         #expect(apply.dedupeKey == "binding:payments/orders/web" && delete.dedupeKey == "binding-delete:payments/orders/web")
         #expect(apply.payload == .object(["team": .string("payments"), "identity": .string("orders"), "binding": .string("web")]))
         #expect(ClusterCheck.job("local", requestId: nil).maxAttempts == 3)

@@ -36,12 +36,12 @@ struct HealthTests {
 
     static func assignment(pod: String, namespace: String = "default", status: String = "Assigned", age: TimeInterval = 10) -> AzureAssignedIdentityObject {
         AzureAssignedIdentityObject(KubeObject(.object([
-            "metadata": .object(["name": .string("\(pod)-\(namespace)-payments-api"), "namespace": "default",
+            "metadata": .object(["name": .string("\(pod)-\(namespace)-\(binding.azureIdentityObjectName)"), "namespace": "default",
                                  "creationTimestamp": .string(Timestamp.format(now.addingTimeInterval(-age)))]),
             "spec": .object(["pod": .string(pod), "podNamespace": .string(namespace), "nodename": "node-1",
-                             "azureIdentityRef": .object(["metadata": .object(["name": "payments-api", "namespace": "aad-broker"]),
+                             "azureIdentityRef": .object(["metadata": .object(["name": .string(binding.azureIdentityObjectName), "namespace": "aad-broker"]),
                                                           "spec": .object(["clientID": .string(identity.clientId ?? "")])]),
-                             "azureBindingRef": .object(["metadata": .object(["name": "payments-api-web"])])]),
+                             "azureBindingRef": .object(["metadata": .object(["name": .string(binding.bindingObjectName)])])]),
             "status": .object(["status": .string(status)]),
         ])))
     }
@@ -96,7 +96,7 @@ struct HealthTests {
                                  "azureIdentityRef": .object(["metadata": .object(["name": "other", "namespace": "aad-broker"])])]),
                 "status": .object(["status": "Assigned"])]))))
         } == ["MultipleIdentities"])
-        #expect(Self.codes { $0.ais.append(AzureIdentityObject(name: "payments-api", namespace: "default", labels: [:], resourceID: "/x", clientID: "y")) }
+        #expect(Self.codes { $0.ais.append(AzureIdentityObject(name: Self.binding.azureIdentityObjectName, namespace: "default", labels: [:], resourceID: "/x", clientID: "y")) }
                 == ["DuplicateAzureIdentityName"])
         #expect(Self.codes { $0.pods.append(Self.pod("intruder", namespace: "kube-system")); $0.assignments.append(Self.assignment(pod: "intruder", namespace: "kube-system")) }
                 == ["ForeignNamespacePod"], "in cluster mode a pod outside the team's namespaces receives the identity")
@@ -158,7 +158,7 @@ struct HealthTests {
             _ = try await client.waitForBinding("payments", "api", "web", state: "ready")
             try await sims.createPod("orders-1", labels: ["aadpodidbinding": "payments-api"])
             #expect(try await eventually {
-                try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/default/azureassignedidentities/orders-1-default-payments-api")?[["status", "status"]]?.string == "Assigned"
+                try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/default/azureassignedidentities/orders-1-default-\(aiName("payments", "api"))")?[["status", "status"]]?.string == "Assigned"
             })
             var health = try await Self.check(client)
             #expect(health["status"] as? String == "healthy", "\(health)")
@@ -199,7 +199,7 @@ struct HealthTests {
             _ = try await send("DELETE", "\(sims.kubeURL)/api/v1/namespaces/kube-system/pods/intruder")
 
             // Drift: the AzureIdentityBinding deleted by hand is re-applied by the sweep.
-            let aibPath = "/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentitybindings/payments-api-web"
+            let aibPath = "/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentitybindings/\(aibName("payments", "api", "web"))"
             #expect(try await send("DELETE", "\(sims.kubeURL)\(aibPath)").status == 200)
             health = try await Self.check(client)
             #expect(Self.codes(health).contains("AzureIdentityBindingMissing"), "\(health)")

@@ -28,6 +28,34 @@ struct IdentityRulesTests {
         }
     }
 
+    @Test("ARM scopes: only ARM's name characters, no dot segments, escapes, queries or fragments")
+    func armScopes() throws {
+        let account = "/subscriptions/\(Self.subscription)/resourceGroups/podid-dev/providers/Microsoft.Storage/storageAccounts/data"
+        for good in [account, "/subscriptions/\(Self.subscription)", "/subscriptions/\(Self.subscription)/resourceGroups/rg.(test)_1",
+                     "/providers/Microsoft.Management/managementGroups/platform", account + "/blobServices/default/containers/raw-v1.2"] {
+            #expect(Rules.isARMScope(good), "\(good)")
+        }
+        for bad in [account + "/../../../..", account + "/..", account + "/.", account + "/./x", account + "/%2e%2e", account + "/%2E%2E/x",
+                    account + "/..%2f..", account + "?api-version=1", account + "#x", account + "/", account + "//x", account + "/a b",
+                    account + "\\..", account + "/...", "subscriptions/\(Self.subscription)", "/subscriptions/not-a-guid",
+                    "/subscriptions/\(Self.subscription)/resourceGroups/x\u{0}y", "/" + String(repeating: "a/", count: 600) + "a"] {
+            #expect(!Rules.isARMScope(bad), "\(bad)")
+        }
+        // A scope that slips past the first check (recorded by an older podid) is refused again
+        // before the role assignment is made, and after it when Azure answers with another scope.
+        #expect(throws: DomainError.self) {
+            try IdentityRules.checkAssignmentScope(role: "Reader", requested: "/subscriptions/\(Self.subscription)/resourceGroups/podid-dev/x/..", policy: Self.policy)
+        }
+        #expect(throws: DomainError.self) {
+            try IdentityRules.checkAssignmentScope(role: "Reader", requested: "/subscriptions/\(Self.subscription)/resourceGroups/other", policy: Self.policy)
+        }
+        #expect(throws: DomainError.self) {
+            try IdentityRules.checkAssignmentScope(role: "Reader", requested: account.replacingOccurrences(of: "podid-dev", with: "podid-dev/providers/x/y"),
+                                                   landed: "/subscriptions/\(Self.subscription)", policy: Self.policy)
+        }
+        try IdentityRules.checkAssignmentScope(role: "reader", requested: account, landed: account.lowercased(), policy: Self.policy)
+    }
+
     @Test("a valid spec within the policy passes; locations normalise")
     func valid() throws {
         try IdentityRules.validate(Self.spec(), policy: Self.policy)

@@ -1,4 +1,5 @@
 import App
+import Core
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
@@ -21,6 +22,14 @@ func devPolicy(max: Int = 10) -> String {
 func identityBody(_ name: String, grants: [String] = ["Reader"], extra: String = "") -> String {
     let grantList = grants.map { #"{"role":"\#($0)","scope":"\#(devGroupScope)"}"# }.joined(separator: ",")
     return #"{"name":"\#(name)","subscriptionId":"\#(devSubscription)","resourceGroup":"podid-dev","location":"westeurope","grants":[\#(grantList)]\#(extra)}"#
+}
+
+/// The AzureIdentity podid writes for `identity` of `team`.
+func aiName(_ team: String, _ identity: String) -> String { KubeNames.azureIdentity(team: team, identity: identity) }
+
+/// The AzureIdentityBinding podid writes for `binding`.
+func aibName(_ team: String, _ identity: String, _ binding: String) -> String {
+    KubeNames.azureIdentityBinding(team: team, identity: identity, binding: binding)
 }
 
 /// Runs `body` against a podid app whose workers talk to in-process simulators.

@@ -44,6 +44,24 @@ struct KubeSimulatorTests {
         }
     }
 
+    @Test("custom resource names are DNS-1123 subdomains: up to 253 characters, parts longer than 63 included, as MIC's assignment names are")
+    func longNames() async throws {
+        try await withSimulators { sims in
+            // AzureIdentities: the simulated MIC removes assignments without a pod at once.
+            let base = "\(sims.kubeURL)\(Self.group)/namespaces/default/azureidentities"
+            for (name, status) in [(String(repeating: "a", count: 70), 201), (String(repeating: "b", count: 253), 201),
+                                   (String(repeating: "c", count: 254), 422), ("with.dots." + String(repeating: "d", count: 80), 201)] {
+                let body = #"{"apiVersion":"aadpodidentity.k8s.io/v1","kind":"AzureIdentity","metadata":{"name":"\#(name)"},"spec":{"type":0,"resourceID":"/x","clientID":"y"}}"#
+                let created = try await send("POST", base, body: body)
+                #expect(created.status == status, "\(name.count): \(created.text)")
+                if status == 201 {
+                    let patched = try await send("PATCH", "\(base)/\(name)", body: #"{"spec":{"clientID":"z"}}"#, contentType: "application/merge-patch+json")
+                    #expect(patched.status == 200, "\(name.count): \(patched.text)")
+                }
+            }
+        }
+    }
+
     @Test("a wrong token is 401; with requireToken a missing one is too")
     func authentication() async throws {
         try await withSimulators { sims in

@@ -99,6 +99,14 @@ struct TestDatabase: Sendable {
         try await PodidApplication.withClient(try runtimeURL, logger: Self.logger, body)
     }
 
+    /// Runs `body` with podid's PostgreSQL store as the runtime role (Core's services and rules on
+    /// this database).
+    func withRuntimeStore<R: Sendable>(_ body: @Sendable (PostgresStore) async throws -> R) async throws -> R {
+        try await withRuntime { client in
+            try await body(PostgresStore(pool: PostgresPool(client: client, logger: Self.logger, connectionWait: .seconds(Self.connectionWaitSeconds))))
+        }
+    }
+
     static func withAdmin<R: Sendable>(_ owner: String, _ body: @Sendable (PostgresClient) async throws -> R) async throws -> R {
         try await PodidApplication.withClient(try rebased(owner, database: "postgres"), logger: logger, body)
     }

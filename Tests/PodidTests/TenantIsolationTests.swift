@@ -1,0 +1,230 @@
+import App
+import Core
+import Foundation
+import Logging
+import PostgresNIO
+import HTTPTypes
+import Simulators
+import Store
+import Testing
+
+/// Attacks on tenant isolation, each tried as a team with a valid token would try it: real HTTP,
+/// a real PostgreSQL and the simulators. docs/security.md lists each control with its test here.
+@Suite("Tenant isolation attacks", .timeLimit(.minutes(5)))
+struct TenantIsolationTests {
+    static let account = devGroupScope + "/providers/Microsoft.Storage/storageAccounts/data"
+
+    /// A policy that allows Reader on the storage account `data` only.
+    static func accountPolicy() -> String {
+        #"{"subscriptions":["\#(devSubscription)"],"resourceGroups":["podid-dev"],"grants":[{"role":"Reader","scopePrefix":"\#(account)"}],"clusters":[],"namespaces":[],"maxIdentities":10}"#
+    }
+
+    static func body(_ name: String, scope: String) -> String {
+        let escaped = scope.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        return #"{"name":"\#(name)","subscriptionId":"\#(devSubscription)","resourceGroup":"podid-dev","location":"westeurope","grants":[{"role":"Reader","scope":"\#(escaped)"}]}"#
+    }
+
+    static func fields(_ response: TestResponse) -> [String] {
+        (response.json["errors"] as? [[String: Any]] ?? []).compactMap { $0["field"] as? String }
+    }
+
+    @Test("a grant below the allowed account cannot climb out of it: dot segments, escapes, queries and fragments are 422; a scope Azure answers differently is deleted, audited and fails the job")
+    func grantScopes() async throws {
+        try await withWorkerApp { client, database, sims in
+            try await client.createTeam("data", policy: Self.accountPolicy())
+            let maintainer = try await client.createToken(team: "data", role: "maintainer").secret
+            let climbs = [
+                "/../../../..", "/..", "/.", "/./../..", "/%2e%2e/%2e%2e", "/%2E%2E", "/..%2f..", "%2f..%2f..",
+                "?x=/../..", "#/../..", "/../../providers/Microsoft.Storage/storageAccounts/data", "/ ..", "\\..\\..",
+            ]
+            for (index, climb) in climbs.enumerated() {
+                let response = try await client.call(.post, "/v1/teams/data/identities", token: maintainer,
+                                                     json: Self.body("climb\(index)", scope: Self.account + climb))
+                #expect(response.status == .unprocessableContent, "\(climb): \(response.status) \(response.body)")
+                #expect(Self.fields(response).contains("grants[0].scope"), "\(climb): \(response.body)")
+            }
+            // The same holds for the policy an admin writes.
+            let policy = try await client.call(.patch, "/v1/teams/data", token: testAdminToken,
+                                               json: #"{"policy":{"grants":[{"role":"Reader","scopePrefix":"\#(Self.account)/../.."}]}}"#)
+            #expect(policy.status == .unprocessableContent, "\(policy.body)")
+            #expect(Self.fields(policy) == ["policy.grants[0].scopePrefix"], "\(policy.body)")
+            #expect(try await send("GET", "\(sims.azureURL)/_sim/roleassignments").json.array?.isEmpty ?? false, "no role assignment was made")
+
+            // A hop in front of ARM rewrites the account's path to the resource group: Azure creates
+            // the assignment there. podid reads `properties.scope`, deletes it and fails the job.
+            sims.azure.configure { $0.scopeRewrites = [Self.account.lowercased(): devGroupScope] }
+            let created = try await client.call(.post, "/v1/teams/data/identities", token: maintainer, json: Self.body("etl", scope: Self.account))
+            #expect(created.status == .accepted, "\(created.body)")
+            let failed = try await client.waitForIdentity("data", "etl", state: "failed")
+            #expect((failed["lastError"] as? String)?.contains("not on the requested") == true, "\(failed)")
+            #expect((failed["roleAssignments"] as? [Any])?.isEmpty ?? true, "no access recorded: \(failed)")
+            let principal = try #require(failed["principalId"] as? String)
+            #expect(try await sims.roleAssignments(principalId: principal).isEmpty, "the misplaced assignment was deleted")
+            #expect(try await database.auditRows().contains { $0.action == "azure.roleassignment.refused" && $0.outcome == "failure" })
+        }
+    }
+
+    @Test("a token's secret is never stored: an Idempotency-Key replay says the token was created and shows no secret; secrets kept before are dropped")
+    func tokenSecretsAtRest() async throws {
+        try await withTestApp { client, database in
+            try await client.createTeam("data")
+            let maintainer = try await client.createToken(team: "data", role: "maintainer").secret
+            let headers: HTTPFields = [.init("Idempotency-Key")!: "ci-token-1"]
+            let first = try await client.call(.post, "/v1/teams/data/tokens", token: maintainer, json: #"{"name":"ci","role":"viewer"}"#, headers: headers)
+            #expect(first.status == .created, "\(first.body)")
+            let secret = try #require(first.json["token"] as? String)
+            #expect(TokenSecret.isSecret(secret))
+            let replay = try await client.call(.post, "/v1/teams/data/tokens", token: maintainer, json: #"{"name":"ci","role":"viewer"}"#, headers: headers)
+            #expect(replay.status == .created)
+            #expect(replay.headers[.init("Idempotent-Replayed")!] == "true")
+            #expect(replay.json["id"] as? String == first.json["id"] as? String, "the same token, not a second one")
+            #expect(replay.json["token"] == nil, "no secret in a replay: \(replay.body)")
+            #expect(!replay.body.contains(TokenSecret.prefix))
+            // Nothing the runtime role can read holds the secret.
+            let stored = try await database.withOwner { client in
+                try await client.query("SELECT count(*)::int FROM idempotency_keys WHERE position(\(secret)::bytea in body) > 0",
+                                       logger: TestDatabase.logger).collect().first?.decode(Int.self)
+            }
+            #expect(stored == 0)
+            // The secret still works: it was only not stored.
+            #expect(try await client.call(.get, "/v1/me", token: secret).status == .ok)
+        }
+
+        // A database from before: a stored token creation with its secret is dropped by the migration.
+        let database = try await TestDatabase.makeEmpty()
+        defer { Task { await database.drop() } }
+        let runtimeUser = try database.runtimeURL.username
+        try await database.withOwner { client in
+            let all = try Migration.bundled()
+            try await MigrationRunner(client: client, migrations: all.filter { $0.version < 7 }, logger: TestDatabase.logger).apply(runtimeUser: runtimeUser)
+            let secret = TokenSecret.generate()
+            let withSecret = #"{"id":"1","name":"ci","role":"viewer","token":"\#(secret)"}"#
+            let without = #"{"id":"2","name":"ci","role":"viewer"}"#
+            for (key, body) in [("a", withSecret), ("b", without)] {
+                try await client.query("INSERT INTO idempotency_keys (scope, key, fingerprint, status, headers, body, completed_at) VALUES ('s', \(key), 'f', 201, '{}', convert_to(\(body), 'UTF8'), now())",
+                                       logger: TestDatabase.logger)
+            }
+            try await MigrationRunner(client: client, migrations: all, logger: TestDatabase.logger).apply(runtimeUser: runtimeUser)
+            let keys = try await client.query("SELECT key FROM idempotency_keys ORDER BY key", logger: TestDatabase.logger).collect().map { try $0.decode(String.self) }
+            #expect(keys == ["b"])
+        }
+    }
+
+    @Test("a team cannot have podid delete in Azure an identity an admin adopted: changing its deletionPolicy is admin-only")
+    func adoptedDeletionPolicy() async throws {
+        try await withWorkerApp { client, _, sims in
+            try await client.createTeam("data", policy: devPolicy())
+            let maintainer = try await client.createToken(team: "data", role: "maintainer").secret
+            let shared = try await sims.createAzureIdentity("shared-db-reader")
+            let resourceId = try #require(shared["id"]?.string)
+            let adopt = #"{"name":"shared-db-reader","subscriptionId":"\#(devSubscription)","resourceGroup":"podid-dev","resourceId":"\#(resourceId)"}"#
+            #expect(try await client.call(.post, "/v1/teams/data/identities", token: testAdminToken, json: adopt).status == .accepted)
+            let ready = try await client.waitForIdentity("data", "shared-db-reader", state: "ready")
+            #expect(ready["deletionPolicy"] as? String == "retain")
+
+            let path = "/v1/teams/data/identities/shared-db-reader"
+            let patch = try await client.call(.patch, path, token: maintainer, json: #"{"deletionPolicy":"delete"}"#)
+            #expect(patch.status == .forbidden, "\(patch.body)")
+            #expect((patch.json["detail"] as? String)?.contains("only an admin may change its deletionPolicy") == true, "\(patch.body)")
+            let put = try await client.call(.put, path, token: maintainer, json: String(adopt.dropLast()) + #","location":"westeurope","deletionPolicy":"delete"}"#)
+            #expect(put.status == .forbidden, "\(put.body)")
+            // What the team may still change, it changes.
+            #expect(try await client.call(.patch, path, token: maintainer, json: #"{"tags":{"app":"reports"}}"#).status == .accepted)
+            #expect(try await client.call(.get, path, token: maintainer).json["deletionPolicy"] as? String == "retain")
+
+            // The team deletes it in podid: Azure keeps it.
+            #expect(try await client.call(.delete, path, token: maintainer).status == .accepted)
+            #expect(try await client.waitForIdentityGone("data", "shared-db-reader"))
+            #expect(try await sims.azureIdentities().contains { $0["id"]?.string?.lowercased() == resourceId.lowercased() })
+
+            // An admin may decide otherwise.
+            #expect(try await client.call(.post, "/v1/teams/data/identities", token: testAdminToken, json: adopt).status == .accepted)
+            _ = try await client.waitForIdentity("data", "shared-db-reader", state: "ready")
+            #expect(try await client.call(.patch, path, token: testAdminToken, json: #"{"deletionPolicy":"delete"}"#).status == .accepted)
+        }
+    }
+
+    @Test("object names cannot collide across teams: data/platform-etl and data-platform/etl get their own objects; bindings under the old names move, audited, leaving other teams' objects alone")
+    func objectNames() async throws {
+        #expect(KubeNames.azureIdentity(team: "data", identity: "platform-etl", scheme: .joined)
+            == KubeNames.azureIdentity(team: "data-platform", identity: "etl", scheme: .joined), "the old scheme collides")
+        try await withWorkerApp { client, database, sims in
+            try await client.registerSimCluster(sims)
+            for (team, identity) in [("data", "platform-etl"), ("data-platform", "etl")] {
+                try await client.createTeam(team, policy: bindingPolicy())
+                #expect(try await client.call(.post, "/v1/teams/\(team)/identities", token: testAdminToken, json: identityBody(identity)).status == .accepted)
+                let bound = try await client.call(.post, "/v1/teams/\(team)/identities/\(identity)/bindings", token: testAdminToken,
+                                                  json: #"{"name":"web","cluster":"local","selector":"\#(team)-web"}"#)
+                #expect(bound.status == .accepted, "\(bound.body)")
+            }
+            var clientIds: [String] = []
+            for (team, identity) in [("data", "platform-etl"), ("data-platform", "etl")] {
+                _ = try await client.waitForBinding(team, identity, "web", state: "ready")
+                let name = KubeNames.azureIdentity(team: team, identity: identity)
+                #expect(name.count <= 63 && Rules.isDNS1123Label(name), "\(name)")
+                let object = try #require(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentities/\(name)"))
+                #expect(object[["metadata", "labels", "podid.io/team"]]?.string == team)
+                let clientId = try #require(try await client.call(.get, "/v1/teams/\(team)/identities/\(identity)", token: testAdminToken).json["clientId"] as? String)
+                #expect(object[["spec", "clientID"]]?.string == clientId)
+                clientIds.append(clientId)
+            }
+            #expect(Set(clientIds).count == 2, "each team's pods get its own identity")
+
+            // As an older podid left it: team data's objects under the joined names, both
+            // bindings recorded under the old scheme.
+            let base = "\(sims.kubeURL)/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker"
+            let labels = #""app.kubernetes.io/managed-by":"podid","podid.io/team":"data","podid.io/identity":"platform-etl""#
+            let oldIdentity = KubeNames.azureIdentity(team: "data", identity: "platform-etl", scheme: .joined)
+            let oldBinding = KubeNames.azureIdentityBinding(team: "data", identity: "platform-etl", binding: "web", scheme: .joined)
+            #expect(try await send("DELETE", "\(base)/azureidentitybindings/\(KubeNames.azureIdentityBinding(team: "data", identity: "platform-etl", binding: "web"))").status == 200)
+            #expect(try await send("POST", "\(base)/azureidentities", body: #"{"apiVersion":"aadpodidentity.k8s.io/v1","kind":"AzureIdentity","metadata":{"name":"\#(oldIdentity)","labels":{\#(labels)}},"spec":{"type":0,"resourceID":"x","clientID":"\#(clientIds[0])"}}"#).status == 201)
+            #expect(try await send("POST", "\(base)/azureidentitybindings", body: #"{"apiVersion":"aadpodidentity.k8s.io/v1","kind":"AzureIdentityBinding","metadata":{"name":"\#(oldBinding)","labels":{\#(labels),"podid.io/binding":"web"}},"spec":{"azureIdentity":"\#(oldIdentity)","selector":"data-web"}}"#).status == 201)
+            try await database.withOwner { client in
+                _ = try await client.query("UPDATE bindings SET object_naming = 1", logger: TestDatabase.logger)
+            }
+
+            // The start-up step queues their apply jobs; they move the objects.
+            let store = try await database.withRuntimeStore { store in try await BindingService.queueRenames(in: store) }
+            // Both, unless a health sweep's repair of the AzureIdentityBinding removed above got
+            // there first (its apply job moves that binding as well).
+            #expect((1...2).contains(store), "\(store)")
+            #expect(try await eventually {
+                let rows = try await database.withOwner { client in
+                    try await client.query("SELECT count(*)::int FROM bindings WHERE object_naming = 2", logger: TestDatabase.logger).collect().first?.decode(Int.self)
+                }
+                return rows == 2
+            })
+            #expect(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentities/\(oldIdentity)") == nil, "the old AzureIdentity is gone")
+            #expect(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentitybindings/\(oldBinding)") == nil)
+            let binding = KubeNames.azureIdentityBinding(team: "data", identity: "platform-etl", binding: "web")
+            #expect(try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentitybindings/\(binding)")?[["spec", "selector"]]?.string == "data-web")
+            let audit = try await database.auditRows()
+            #expect(audit.contains { $0.action == "binding.renaming" && $0.team == "data" })
+            #expect(audit.contains { $0.action == "binding.renamed" && $0.team == "data" })
+            #expect(audit.contains { $0.action == "k8s.azureidentity.deleted" && $0.team == "data" })
+            // Team data-platform's job found team data's objects at its old names and left them.
+            #expect(!audit.contains { $0.action.hasSuffix(".deleted") && $0.team == "data-platform" })
+            for team in ["data", "data-platform"] {
+                #expect(try await client.call(.get, "/v1/teams/\(team)/identities/\(team == "data" ? "platform-etl" : "etl")/bindings/web", token: testAdminToken).json["state"] as? String == "ready")
+            }
+        }
+    }
+
+    @Test("a default selector cannot be guessed from team and binding names; object names stay valid however long the names")
+    func unguessableNames() {
+        let first = KubeNames.defaultSelector(binding: "web")
+        let second = KubeNames.defaultSelector(binding: "web")
+        #expect(first != second)
+        #expect(first.hasPrefix("web-") && first.count == 17 && KubeNames.isLabelValue(first), "\(first)")
+        #expect(!first.contains("payments"))
+        let long = KubeNames.defaultSelector(binding: String(repeating: "b", count: 63))
+        #expect(long.count <= 63 && KubeNames.isLabelValue(long), "\(long)")
+        let team = String(repeating: "t", count: 63)
+        for name in [KubeNames.azureIdentity(team: team, identity: "Identity_With_Caps"),
+                     KubeNames.azureIdentityBinding(team: team, identity: String(repeating: "i", count: 24), binding: String(repeating: "b", count: 63))] {
+            #expect(name.count <= 63 && Rules.isDNS1123Label(name), "\(name)")
+        }
+        // Names that differ only where the readable part is cut still differ.
+        #expect(KubeNames.azureIdentity(team: team, identity: "etl-a") != KubeNames.azureIdentity(team: team, identity: "etl-b"))
+    }
+}
