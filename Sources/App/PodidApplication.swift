@@ -37,7 +37,7 @@ public enum PodidApplication {
             teams: TeamService(database: database),
             tokens: TokenService(database: database),
             identities: IdentityService(database: database),
-            clusters: ClusterService(database: database),
+            clusters: ClusterService(database: database, credentials: CredentialDirectories(config.clusterCredentialDirectories)),
             bindings: BindingService(database: database),
             jobs: JobService(database: database),
             audit: AuditService(log: auditLog, audit: database.audit),
@@ -72,7 +72,7 @@ public enum PodidApplication {
         var healthLogger = logger
         healthLogger[metadataKey: "component"] = "health"
         let azure = try Self.azureClient(config: config)
-        let kubeClients = KubeClientPool()
+        let kubeClients = KubeClientPool(credentials: CredentialDirectories(config.clusterCredentialDirectories))
         let database = PostgresStore(pool: pool)
         let healthStore = PostgresHealthStore(database: pool)
         let sweeper = HealthSweeper(database: database, health: healthStore, connector: kubeClients, azure: azure, logger: healthLogger)

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Logging
 
@@ -47,6 +48,9 @@ public struct PodidConfig: Sendable {
     public var databaseURL: String?
     /// `PODID_MIGRATION_DATABASE_URL`: the owning role's URL for migrations; defaults to `databaseURL`. Secret.
     public var migrationDatabaseURL: String?
+    /// `PODID_CLUSTER_CREDENTIALS_DIR`: the directories (`:`-separated, absolute) podid reads
+    /// cluster credential files from; none by default (`podid dev`: its data directory).
+    public var clusterCredentialDirectories: [String] = []
     /// `PODID_DATA_DIR`: where `podid dev` keeps its PostgreSQL, admin token and simulator state.
     public var dataDir = ".podid"
     /// `PODID_SIM_HOST`: the address the simulators listen on.
@@ -82,7 +86,7 @@ public struct PodidConfig: Sendable {
     public static let variables = [
         "PODID_HTTP_HOST", "PODID_HTTP_PORT", "PODID_LOG_LEVEL", "PODID_LOG_FORMAT", "PODID_ADMIN_TOKEN",
         "PODID_WORKERS", "PODID_HEALTH_INTERVAL", "PODID_AUDIT_RETENTION_DAYS", "PODID_HEALTH_HISTORY_DAYS", "PODID_DATABASE_URL", "PODID_MIGRATION_DATABASE_URL",
-        "PODID_DATABASE_CONNECT_WAIT",
+        "PODID_DATABASE_CONNECT_WAIT", "PODID_CLUSTER_CREDENTIALS_DIR",
         "PODID_DATA_DIR", "PODID_SIM_HOST", "PODID_SIM_AZURE_PORT", "PODID_SIM_KUBE_PORT", "PODID_SIM_MIC_MODE",
         "PODID_AZURE_TENANT_ID", "PODID_AZURE_CLIENT_ID", "PODID_AZURE_CLIENT_SECRET", "PODID_AZURE_CLIENT_SECRET_FILE",
         "PODID_AZURE_AUTHORITY_HOST", "PODID_AZURE_ARM_ENDPOINT", "PODID_AZURE_IMDS_ENDPOINT",
@@ -144,6 +148,15 @@ public struct PodidConfig: Sendable {
             if name == "PODID_DATABASE_URL" { config.databaseURL = url } else { config.migrationDatabaseURL = url }
         }
         if let dir = value("PODID_DATA_DIR") { config.dataDir = dir }
+        if let dirs = value("PODID_CLUSTER_CREDENTIALS_DIR") {
+            let list = dirs.split(separator: ":").map { String($0) }.filter { !$0.isEmpty }
+            let clean = CredentialDirectories(list)
+            guard !list.isEmpty, clean.paths.count == list.count else {
+                throw ConfigError(variable: "PODID_CLUSTER_CREDENTIALS_DIR",
+                                  message: "must be absolute directories separated by ':' (such as /etc/podid/clusters), without '.' or '..' segments, got '\(dirs)'")
+            }
+            config.clusterCredentialDirectories = clean.paths
+        }
         if let host = value("PODID_SIM_HOST") { config.simHost = host }
         if let port = try integer("PODID_SIM_AZURE_PORT", 0...65535) { config.simAzurePort = port }
         if let port = try integer("PODID_SIM_KUBE_PORT", 0...65535) { config.simKubePort = port }

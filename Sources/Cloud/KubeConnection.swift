@@ -1,5 +1,38 @@
+import Core
 import Foundation
 import Yams
+
+/// Where a connection may read credential files: only under the configured directories
+/// (`PODID_CLUSTER_CREDENTIALS_DIR`), checked on the path as given and with its symbolic links
+/// resolved, so that a link cannot lead out of them; or anywhere (the in-cluster service account,
+/// and tools that read a user's own kubeconfig).
+public struct CredentialFiles: Sendable {
+    let directories: CredentialDirectories?
+
+    /// Files under `directories` only.
+    public static func only(_ directories: CredentialDirectories) -> CredentialFiles { CredentialFiles(directories: directories) }
+    /// Any file.
+    public static let anywhere = CredentialFiles(directories: nil)
+
+    /// The path to read: `path` with its links resolved, when the directories allow both.
+    func checked(_ path: String, what: String) throws -> String {
+        guard let directories else { return path }
+        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        // The directories themselves may sit behind links (/tmp on some systems).
+        let resolvedDirectories = CredentialDirectories(directories.paths.map { URL(fileURLWithPath: $0).resolvingSymlinksInPath().path })
+        guard directories.allows(path), directories.allows(resolved) || resolvedDirectories.allows(resolved) else {
+            let link = resolved != path ? " (a link to \(resolved))" : ""
+            let allowed = directories.paths.isEmpty ? "none is set" : directories.paths.joined(separator: ", ")
+            throw KubeConfigError("\(what) \(path)\(link) is outside the credential directories (PODID_CLUSTER_CREDENTIALS_DIR: \(allowed)); podid reads cluster credentials only from there")
+        }
+        return resolved
+    }
+
+    /// The file's contents, or nil when it cannot be read.
+    func contents(_ path: String, what: String) throws -> Data? {
+        FileManager.default.contents(atPath: try checked(path, what: what))
+    }
+}
 
 /// How podid reaches one cluster's API server: in-cluster service account, a kubeconfig context,
 /// or an explicit URL and token file.
@@ -60,29 +93,36 @@ public struct KubeConnection: Sendable, Equatable {
     }
 
     /// An explicit server with a token file and an optional CA file.
-    public static func tokenFile(server: String, tokenFile: String, caFile: String?) throws -> KubeConnection {
+    public static func tokenFile(server: String, tokenFile: String, caFile: String?, files: CredentialFiles) throws -> KubeConnection {
         guard URL(string: server)?.scheme.map({ ["http", "https"].contains($0) }) == true else {
             throw KubeConfigError("the API server must be an http(s) URL, got '\(server)'")
         }
-        guard FileManager.default.fileExists(atPath: tokenFile) else { throw KubeConfigError("the token file \(tokenFile) does not exist") }
+        let tokenPath = try files.checked(tokenFile, what: "the token file")
+        guard FileManager.default.fileExists(atPath: tokenPath) else { throw KubeConfigError("the token file \(tokenFile) does not exist") }
         var ca: [UInt8]?
         if let caFile {
-            guard let data = FileManager.default.contents(atPath: caFile) else { throw KubeConfigError("the CA file \(caFile) cannot be read") }
+            guard let data = try files.contents(caFile, what: "the CA file") else { throw KubeConfigError("the CA file \(caFile) cannot be read") }
             ca = Array(data)
         }
-        return KubeConnection(server: server, certificateAuthority: ca, auth: .tokenFile(tokenFile))
+        return KubeConnection(server: server, certificateAuthority: ca, auth: .tokenFile(tokenPath))
     }
 
     /// A context of a kubeconfig file (its `current-context` when `context` is nil). Supports
     /// `certificate-authority(-data)`, `insecure-skip-tls-verify`, `token`, `tokenFile` and
     /// client certificates (data or files, relative to the file's directory).
-    public static func kubeconfig(path: String, context: String? = nil) throws -> KubeConnection {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw KubeConfigError("cannot read the kubeconfig \(path)") }
-        return try kubeconfig(text: text, directory: URL(fileURLWithPath: path).deletingLastPathComponent().path, context: context, source: path)
+    /// Every file it reads (the kubeconfig, and the files it names) must be allowed by `files`.
+    public static func kubeconfig(path: String, context: String? = nil, files: CredentialFiles) throws -> KubeConnection {
+        guard let data = try files.contents(path, what: "the kubeconfig"), let text = String(data: data, encoding: .utf8) else {
+            throw KubeConfigError("cannot read the kubeconfig \(path)")
+        }
+        return try kubeconfig(text: text, directory: URL(fileURLWithPath: path).deletingLastPathComponent().path, context: context,
+                              source: path, files: files)
     }
 
-    /// Parses kubeconfig text; file paths in it are relative to `directory`.
-    public static func kubeconfig(text: String, directory: String, context: String? = nil, source: String = "kubeconfig") throws -> KubeConnection {
+    /// Parses kubeconfig text; file paths in it are relative to `directory`. Errors never quote
+    /// the text: a kubeconfig holds secrets, and the message ends up in the cluster's status.
+    public static func kubeconfig(text: String, directory: String, context: String? = nil, source: String = "kubeconfig",
+                                  files: CredentialFiles = .anywhere) throws -> KubeConnection {
         let document: [String: Any]
         do {
             guard let parsed = try Yams.load(yaml: text) as? [String: Any] else { throw KubeConfigError("\(source) is not a YAML mapping") }
@@ -90,7 +130,7 @@ public struct KubeConnection: Sendable, Equatable {
         } catch let error as KubeConfigError {
             throw error
         } catch {
-            throw KubeConfigError("\(source) is not valid YAML: \(error)")
+            throw KubeConfigError("\(source) is not valid YAML; check it with `kubectl config view --kubeconfig \(source)`")
         }
         func named(_ list: String, _ name: String) -> [String: Any]? {
             (document[list] as? [[String: Any]])?.first { ($0["name"] as? String) == name }
@@ -117,7 +157,7 @@ public struct KubeConnection: Sendable, Equatable {
                 return Array(decoded)
             }
             if let path {
-                guard let contents = FileManager.default.contents(atPath: file(path)) else {
+                guard let contents = try files.contents(file(path), what: "the \(what) file") else {
                     throw KubeConfigError("\(what) file \(file(path)) in \(source) cannot be read")
                 }
                 return Array(contents)
@@ -135,7 +175,7 @@ public struct KubeConnection: Sendable, Equatable {
             if let token = user["token"] as? String {
                 auth = .token(token)
             } else if let tokenFile = user["tokenFile"] as? String {
-                auth = .tokenFile(file(tokenFile))
+                auth = .tokenFile(try files.checked(file(tokenFile), what: "the tokenFile of user '\(userName)'"))
             } else if let certificate = try bytes(data: user["client-certificate-data"] as? String, file: user["client-certificate"] as? String,
                                                   what: "client-certificate of user '\(userName)'") {
                 guard let key = try bytes(data: user["client-key-data"] as? String, file: user["client-key"] as? String,

@@ -150,10 +150,48 @@ public protocol KubernetesConnector: Sendable {
     func gateway(for cluster: Cluster) async throws -> any KubernetesGateway
 }
 
+/// The directories podid reads cluster credential files from (`PODID_CLUSTER_CREDENTIALS_DIR`):
+/// a kubeconfig, a token file, a CA file, and the files a kubeconfig names. Anything else is
+/// refused, so that a cluster cannot be made to send one of podid's own secrets (its federated
+/// token, say) to an API server as a bearer token.
+public struct CredentialDirectories: Sendable, Equatable {
+    /// Absolute directories without a trailing `/`.
+    public let paths: [String]
+
+    /// The directories; empty and relative entries are dropped, trailing slashes removed.
+    public init(_ paths: [String]) {
+        self.paths = paths.compactMap { raw in
+            var path = raw.trimmingCharacters(in: .whitespaces)
+            while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+            return path.hasPrefix("/") && Self.isClean(path) ? path : nil
+        }
+    }
+
+    /// Whether `path` is an absolute path without empty, `.` or `..` segments under one of the
+    /// directories. Callers that read the file check the path with its symbolic links resolved too.
+    public func allows(_ path: String) -> Bool {
+        guard path.hasPrefix("/"), path.utf8.count <= 4096, Self.isClean(path) else { return false }
+        return paths.contains { directory in directory == "/" || path.hasPrefix(directory + "/") }
+    }
+
+    /// What the 422 says.
+    public func problem(_ path: String) -> String {
+        paths.isEmpty
+            ? "podid reads credential files only from the directories in PODID_CLUSTER_CREDENTIALS_DIR, and none is set; set it to where the credentials are mounted (such as /etc/podid/clusters)"
+            : "must be a file under \(paths.joined(separator: " or ")) (PODID_CLUSTER_CREDENTIALS_DIR), without '.' or '..' segments; \(path) is not"
+    }
+
+    static func isClean(_ path: String) -> Bool {
+        !path.dropFirst().split(separator: "/", omittingEmptySubsequences: false).contains { $0.isEmpty || $0 == "." || $0 == ".." }
+            || path == "/"
+    }
+}
+
 /// The rules for clusters.
 public enum ClusterRules {
-    /// Checks a cluster's fields; a 422 names each field.
-    public static func validate(_ cluster: Cluster) throws {
+    /// Checks a cluster's fields; a 422 names each field. Credential files must lie under
+    /// `credentials`.
+    public static func validate(_ cluster: Cluster, credentials: CredentialDirectories) throws {
         var validator = Validator()
         validator.check(Rules.isDNS1123Label(cluster.name, maxLength: 40), "name",
                         "must be a DNS-1123 label: 1 to 40 lower-case letters, digits or '-', starting and ending with a letter or digit")
@@ -167,11 +205,16 @@ public enum ClusterRules {
             break
         case .kubeconfig(let path, let context):
             validator.check(path.hasPrefix("/") && path.count <= 4096, "connection.path", "must be an absolute path to a kubeconfig file on podid's machine")
+            if path.hasPrefix("/") { validator.check(credentials.allows(path), "connection.path", credentials.problem(path)) }
             if let context { validator.check(Rules.isPlainText(context, maxLength: 253) && !context.isEmpty, "connection.context", "must be a context name from the kubeconfig") }
         case .token(let tokenFile, let caFile):
             validator.check(cluster.apiServer != nil, "apiServer", "is required for a token connection")
             validator.check(tokenFile.hasPrefix("/") && tokenFile.count <= 4096, "connection.tokenFile", "must be an absolute path to a file holding a bearer token")
-            if let caFile { validator.check(caFile.hasPrefix("/") && caFile.count <= 4096, "connection.caFile", "must be an absolute path to a PEM file") }
+            if tokenFile.hasPrefix("/") { validator.check(credentials.allows(tokenFile), "connection.tokenFile", credentials.problem(tokenFile)) }
+            if let caFile {
+                validator.check(caFile.hasPrefix("/") && caFile.count <= 4096, "connection.caFile", "must be an absolute path to a PEM file")
+                if caFile.hasPrefix("/") { validator.check(credentials.allows(caFile), "connection.caFile", credentials.problem(caFile)) }
+            }
         }
         validator.check(Rules.isDNS1123Label(cluster.brokerNamespace), "brokerNamespace", "must be a namespace name (a DNS-1123 label)")
         if let group = cluster.nodeResourceGroup {

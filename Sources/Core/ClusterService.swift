@@ -5,17 +5,20 @@ import Foundation
 public struct ClusterService: Sendable {
     let database: any Database
     let authorizer: Authorizer
+    /// Where credential files may be (`PODID_CLUSTER_CREDENTIALS_DIR`).
+    let credentials: CredentialDirectories
 
     /// Creates the service.
-    public init(database: any Database) {
+    public init(database: any Database, credentials: CredentialDirectories) {
         self.database = database
         self.authorizer = Authorizer(audit: database.audit)
+        self.credentials = credentials
     }
 
     /// Registers a cluster (admin) and queues its connection check.
     public func create(_ cluster: Cluster, context: CallContext) async throws -> Cluster {
         try await authorizer.requireAdmin(context, team: nil, resourceType: "cluster", resourceName: cluster.name)
-        try ClusterRules.validate(cluster)
+        try ClusterRules.validate(cluster, credentials: credentials)
         var cluster = cluster
         cluster.status = nil
         let event = context.audit("cluster.created", team: nil, resourceType: "cluster", resourceName: cluster.name)
@@ -52,7 +55,7 @@ public struct ClusterService: Sendable {
             if let mode = patch.micMode { updated.micMode = mode }
             if let group = patch.nodeResourceGroup { updated.nodeResourceGroup = group }
             if let kubelet = patch.kubeletIdentity { updated.kubeletIdentity = kubelet }
-            try ClusterRules.validate(updated)
+            try ClusterRules.validate(updated, credentials: credentials)
             if updated == current { return current }
             updated.version = current.version + 1
             let stored = try await tx.clusters.update(updated)

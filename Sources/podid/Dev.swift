@@ -1,5 +1,6 @@
 import App
 import ArgumentParser
+import Core
 import Foundation
 import Logging
 import Simulators
@@ -45,8 +46,15 @@ struct Dev: AsyncParsableCommand {
             config.azureClientId = simulators.azure.clientId
             config.azureClientSecret = simulators.azure.clientSecret
         }
-        // The simulated cluster, registered as `local` (the simulator accepts the token `dev`).
+        // The simulated cluster, registered as `local` (the simulator accepts the token `dev`), with
+        // its token file in the data directory, where podid dev reads cluster credentials from
+        // unless PODID_CLUSTER_CREDENTIALS_DIR says otherwise.
         let kubeTokenFile = URL(fileURLWithPath: config.dataDir).appendingPathComponent("sim-kube-token")
+        if config.clusterCredentialDirectories.isEmpty {
+            config.clusterCredentialDirectories = [URL(fileURLWithPath: config.dataDir).standardizedFileURL.path]
+        } else if !CredentialDirectories(config.clusterCredentialDirectories).allows(kubeTokenFile.standardizedFileURL.path) {
+            config.clusterCredentialDirectories.append(URL(fileURLWithPath: config.dataDir).standardizedFileURL.path)
+        }
         try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
         try "dev\n".write(to: kubeTokenFile, atomically: true, encoding: .utf8)
         let simKube = "http://\(config.simHost == "0.0.0.0" ? "127.0.0.1" : config.simHost):\(config.simKubePort)"

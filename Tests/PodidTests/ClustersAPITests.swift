@@ -48,7 +48,7 @@ struct ClustersAPITests {
             try "dev".write(to: directory.appendingPathComponent("token"), atomically: true, encoding: .utf8)
             let body = #"{"name":"gone","apiServer":"http://127.0.0.1:\#(port)","connection":{"mode":"token","tokenFile":"\#(directory.path)/token"}}"#
             #expect(try await client.call(.post, "/v1/clusters", token: testAdminToken, json: body).status == .created)
-            let missingFile = #"{"name":"nofile","apiServer":"http://127.0.0.1:\#(port)","connection":{"mode":"token","tokenFile":"/nonexistent/token"}}"#
+            let missingFile = #"{"name":"nofile","apiServer":"http://127.0.0.1:\#(port)","connection":{"mode":"token","tokenFile":"/tmp/podid-nonexistent/token"}}"#
             #expect(try await client.call(.post, "/v1/clusters", token: testAdminToken, json: missingFile).status == .created)
 
             sims.kube.configure {
@@ -69,7 +69,7 @@ struct ClustersAPITests {
             #expect(gone["reachable"] as? Bool == false)
             #expect((gone["message"] as? String)?.contains("cannot reach the API server") == true, "\(gone)")
             let nofile = try await status("nofile") ?? [:]
-            #expect((nofile["message"] as? String)?.contains("/nonexistent/token") == true, "\(nofile)")
+            #expect((nofile["message"] as? String)?.contains("/tmp/podid-nonexistent/token") == true, "\(nofile)")
             let bare = try await status("bare") ?? [:]
             #expect(bare["reachable"] as? Bool == true)
             #expect(bare["crdsServed"] as? Bool == false)

@@ -98,7 +98,7 @@ struct CoreRulesTests {
         for team in ["payments", "search"] {
             _ = try await TeamService(database: database).create(NewTeam(name: team, policy: policy), context: admin)
         }
-        _ = try await ClusterService(database: database).create(
+        _ = try await ClusterService(database: database, credentials: CredentialDirectories(testCredentialDirectories)).create(
             Cluster(name: "local", apiServer: "https://127.0.0.1:6443", connection: .inCluster), context: admin)
     }
 

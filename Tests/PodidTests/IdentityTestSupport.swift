@@ -24,6 +24,12 @@ func identityBody(_ name: String, grants: [String] = ["Reader"], extra: String =
     return #"{"name":"\#(name)","subscriptionId":"\#(devSubscription)","resourceGroup":"podid-dev","location":"westeurope","grants":[\#(grantList)]\#(extra)}"#
 }
 
+/// Where the tests' podid reads cluster credentials (PODID_CLUSTER_CREDENTIALS_DIR): the temporary
+/// directory the tests write token files into, the kubeconfig directory the API tests name, and
+/// the directory of the real API server's CA (`make conformance`).
+let testCredentialDirectories = [NSTemporaryDirectory(), "/etc/podid"]
+    + [ProcessInfo.processInfo.environment["PODID_TEST_KUBE_CA_FILE"]].compactMap { $0 }.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path }
+
 /// The AzureIdentity podid writes for `identity` of `team`.
 func aiName(_ team: String, _ identity: String) -> String { KubeNames.azureIdentity(team: team, identity: identity) }
 
@@ -42,6 +48,7 @@ func withWorkerApp<R: Sendable>(
         let database = try await TestDatabase.make()
         var config = PodidConfig()
         config.databaseConnectWait = TestDatabase.connectionWaitSeconds
+        config.clusterCredentialDirectories = testCredentialDirectories
         config.databaseURL = database.runtimeURLText
         config.migrationDatabaseURL = database.ownerURLText
         config.adminToken = testAdminToken

@@ -250,26 +250,26 @@ struct KubeConnectionTests {
         let file = directory.appendingPathComponent("config")
         try text.write(to: file, atomically: true, encoding: .utf8)
 
-        let dev = try KubeConnection.kubeconfig(path: file.path)
+        let dev = try KubeConnection.kubeconfig(path: file.path, files: .anywhere)
         #expect(dev.server == "https://dev.example:443")
         #expect(dev.auth == .token("abc"))
         #expect(dev.namespace == "apps")
         #expect(dev.certificateAuthority == Array(Self.pem.utf8))
-        let prod = try KubeConnection.kubeconfig(path: file.path, context: "prod")
+        let prod = try KubeConnection.kubeconfig(path: file.path, context: "prod", files: .anywhere)
         #expect(prod.auth == .tokenFile(directory.appendingPathComponent("token").path))
         #expect(prod.certificateAuthority == Array(Self.pem.utf8))
-        let kind = try KubeConnection.kubeconfig(path: file.path, context: "kind")
+        let kind = try KubeConnection.kubeconfig(path: file.path, context: "kind", files: .anywhere)
         #expect(kind.insecureSkipTLSVerify)
         #expect(kind.auth == .clientCertificate(certificate: Array("CERT".utf8), key: Array("KEY".utf8)))
 
         for (context, fragment) in [("nope", "no context 'nope'"), ("broken", "not defined"), ("aad", "exec")] {
             #expect {
-                try KubeConnection.kubeconfig(path: file.path, context: context)
+                try KubeConnection.kubeconfig(path: file.path, context: context, files: .anywhere)
             } throws: { "\($0)".contains(fragment) }
         }
         #expect { try KubeConnection.kubeconfig(text: "clusters: []", directory: "/") } throws: { "\($0)".contains("current-context") }
         #expect { try KubeConnection.kubeconfig(text: ": : :", directory: "/") } throws: { $0 is KubeConfigError }
-        #expect { try KubeConnection.kubeconfig(path: "/nonexistent/config") } throws: { "\($0)".contains("cannot read") }
+        #expect { try KubeConnection.kubeconfig(path: "/nonexistent/config", files: .anywhere) } throws: { "\($0)".contains("cannot read") }
         let noKey = text.replacingOccurrences(of: ", client-key-data: \(key)", with: "")
         #expect { try KubeConnection.kubeconfig(text: noKey, directory: directory.path, context: "kind") } throws: { "\($0)".contains("no client key") }
     }
@@ -292,6 +292,6 @@ struct KubeConnectionTests {
         #expect(try KubeConnection.inCluster(environment: ["KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"],
                                              directory: directory.path).server == "https://[fd00::1]:443")
         #expect { try KubeConnection.inCluster(environment: [:], directory: directory.path) } throws: { "\($0)".contains("KUBERNETES_SERVICE_HOST") }
-        #expect { try KubeConnection.tokenFile(server: "ftp://x", tokenFile: "/x", caFile: nil) } throws: { $0 is KubeConfigError }
+        #expect { try KubeConnection.tokenFile(server: "ftp://x", tokenFile: "/x", caFile: nil, files: .anywhere) } throws: { $0 is KubeConfigError }
     }
 }

@@ -171,7 +171,7 @@ struct KubeScenarioTests {
             #expect(reapplied.uid == aib.uid, "updated in place")
 
             // Someone's own AzureIdentityBinding at the name a second binding would use: never touched.
-            let foreignName = "\(aiName)-batch"
+            let foreignName = KubeNames.azureIdentityBinding(team: team, identity: "api", binding: "batch")
             let foreign = #"{"apiVersion":"aadpodidentity.k8s.io/v1","kind":"AzureIdentityBinding","metadata":{"name":"\#(foreignName)","labels":{"owner":"ops"}},"spec":{"azureIdentity":"other","selector":"ops"}}"#
             #expect(try await kube.admin("POST", "/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentitybindings", foreign).status == 201)
             _ = try await client.call(.post, "/v1/teams/\(team)/identities/api/bindings", token: testAdminToken, json: #"{"name":"batch","cluster":"local"}"#)

@@ -43,6 +43,7 @@ struct ServiceEndpointTests {
         defer { Task { await database.drop() } }
         var config = PodidConfig()
         config.databaseConnectWait = TestDatabase.connectionWaitSeconds
+        config.clusterCredentialDirectories = testCredentialDirectories
         config.databaseURL = database.ownerURLText
         config.adminToken = testAdminToken
         let app = try PodidApplication.build(config: config, registry: PrometheusCollectorRegistry(), logger: Logger(label: "t"))

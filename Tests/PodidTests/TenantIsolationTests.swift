@@ -204,8 +204,8 @@ struct TenantIsolationTests {
             #expect(audit.contains { $0.action == "k8s.azureidentity.deleted" && $0.team == "data" })
             // Team data-platform's job found team data's objects at its old names and left them.
             #expect(!audit.contains { $0.action.hasSuffix(".deleted") && $0.team == "data-platform" })
-            for team in ["data", "data-platform"] {
-                #expect(try await client.call(.get, "/v1/teams/\(team)/identities/\(team == "data" ? "platform-etl" : "etl")/bindings/web", token: testAdminToken).json["state"] as? String == "ready")
+            for (team, identity) in [("data", "platform-etl"), ("data-platform", "etl")] {
+                _ = try await client.waitForBinding(team, identity, "web", state: "ready")
             }
         }
     }
@@ -226,5 +226,72 @@ struct TenantIsolationTests {
         }
         // Names that differ only where the readable part is cut still differ.
         #expect(KubeNames.azureIdentity(team: team, identity: "etl-a") != KubeNames.azureIdentity(team: team, identity: "etl-b"))
+    }
+
+    @Test("cluster credentials come only from PODID_CLUSTER_CREDENTIALS_DIR: a path outside is 422; a link out of it or a kubeconfig naming a file outside fails the check before anything is sent; errors never quote the file")
+    func clusterCredentials() async throws {
+        try await withWorkerApp { client, _, sims in
+            // A secret of podid's own, outside the credential directories (as its federated token would be).
+            let outside = URL(fileURLWithPath: "/var/tmp/podid-secret-\(UUID().uuidString.prefix(8))")
+            let secret = "podid-own-secret-\(UUID().uuidString)"
+            try secret.write(to: outside, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: outside) }
+            let inside = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("podid-creds-\(UUID().uuidString.prefix(8))")
+            try FileManager.default.createDirectory(at: inside, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: inside) }
+
+            for (connection, field) in [
+                (#"{"mode":"token","tokenFile":"\#(outside.path)"}"#, "connection.tokenFile"),
+                (#"{"mode":"token","tokenFile":"\#(inside.path)/../../var/tmp/x"}"#, "connection.tokenFile"),
+                (#"{"mode":"token","tokenFile":"\#(inside.path)/token","caFile":"/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"}"#, "connection.caFile"),
+                (#"{"mode":"kubeconfig","path":"/root/.kube/config"}"#, "connection.path"),
+            ] {
+                let response = try await client.call(.post, "/v1/clusters", token: testAdminToken,
+                                                     json: #"{"name":"leak","apiServer":"\#(sims.kubeURL)","connection":\#(connection)}"#)
+                #expect(response.status == .unprocessableContent, "\(connection): \(response.body)")
+                #expect(Self.fields(response).contains(field), "\(connection): \(response.body)")
+                #expect(response.body.contains("PODID_CLUSTER_CREDENTIALS_DIR"), "\(response.body)")
+            }
+
+            // Inside by its path, outside by its target: a link, and a kubeconfig naming the secret.
+            let link = inside.appendingPathComponent("token")
+            try FileManager.default.createSymbolicLink(at: link, withDestinationURL: outside)
+            let kubeconfig = inside.appendingPathComponent("config")
+            try """
+                apiVersion: v1
+                kind: Config
+                current-context: leak
+                contexts: [{name: leak, context: {cluster: c, user: u}}]
+                clusters: [{name: c, cluster: {server: "\(sims.kubeURL)"}}]
+                users: [{name: u, user: {tokenFile: "\(outside.path)"}}]
+                """.write(to: kubeconfig, atomically: true, encoding: .utf8)
+            // And a kubeconfig that is no YAML, with a secret on the line that breaks it.
+            let broken = inside.appendingPathComponent("broken")
+            try "users:\n- token: \(secret)\n  : : [\n".write(to: broken, atomically: true, encoding: .utf8)
+            sims.kube.requestLog.clear()
+            for (name, connection) in [("link", #"{"mode":"token","tokenFile":"\#(link.path)"}"#),
+                                       ("kubeconfig", #"{"mode":"kubeconfig","path":"\#(kubeconfig.path)"}"#),
+                                       ("broken", #"{"mode":"kubeconfig","path":"\#(broken.path)"}"#)] {
+                let response = try await client.call(.post, "/v1/clusters", token: testAdminToken,
+                                                     json: #"{"name":"\#(name)","apiServer":"\#(sims.kubeURL)","connection":\#(connection)}"#)
+                #expect(response.status == .created, "\(name): \(response.body)")
+            }
+            @Sendable func status(_ name: String) async throws -> [String: Any]? {
+                try await client.call(.get, "/v1/clusters/\(name)", token: testAdminToken).json["status"] as? [String: Any]
+            }
+            #expect(try await eventually {
+                let link = try await status("link")
+                let kubeconfig = try await status("kubeconfig")
+                let broken = try await status("broken")
+                return link != nil && kubeconfig != nil && broken != nil
+            })
+            for name in ["link", "kubeconfig"] {
+                let message = try await status(name)?["message"] as? String ?? ""
+                #expect(message.contains("outside the credential directories"), "\(name): \(message)")
+            }
+            let everything = try await client.call(.get, "/v1/clusters", token: testAdminToken).body
+            #expect(!everything.contains(secret), "no cluster status quotes the secret")
+            #expect(sims.kube.requestLog.all.isEmpty, "nothing reached the API server: \(sims.kube.requestLog.all.map(\.path))")
+        }
     }
 }

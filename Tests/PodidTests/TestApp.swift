@@ -19,6 +19,7 @@ func withTestApp<R: Sendable>(
     let database = try await TestDatabase.make()
     var config = PodidConfig()
     config.databaseConnectWait = TestDatabase.connectionWaitSeconds
+    config.clusterCredentialDirectories = testCredentialDirectories
     config.databaseURL = database.runtimeURLText
     config.migrationDatabaseURL = database.ownerURLText
     config.adminToken = testAdminToken
