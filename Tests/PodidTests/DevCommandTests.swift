@@ -72,15 +72,10 @@ struct DevCommandTests {
     }
 
     static func request(_ method: String, _ url: String, token: String, body: String? = nil) async throws -> (Int, String) {
-        var request = URLRequest(url: URL(string: url)!)
-        request.httpMethod = method
-        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        if let body {
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            request.httpBody = Data(body.utf8)
-        }
-        let (data, response) = try await URLSession.shared.data(for: request)
-        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+        var headers = [("Authorization", "Bearer \(token)")]
+        if body != nil { headers.append(("Content-Type", "application/json")) }
+        let answer = try await exchange(method, url, headers: headers, body: body.map { Array($0.utf8) })
+        return (answer.status, answer.text)
     }
 
     static func freePort() throws -> Int {

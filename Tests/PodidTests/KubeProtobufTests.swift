@@ -157,17 +157,10 @@ enum KubectlProtobuf {
 
 /// Sends a protobuf body as kubectl does.
 func sendProtobuf(_ method: String, _ url: String, _ body: [UInt8]) async throws -> HTTPAnswer {
-    var request = URLRequest(url: URL(string: url)!)
-    request.httpMethod = method
-    request.setValue("Bearer dev", forHTTPHeaderField: "Authorization")
-    request.setValue("application/vnd.kubernetes.protobuf", forHTTPHeaderField: "Content-Type")
-    request.setValue("application/vnd.kubernetes.protobuf,application/json", forHTTPHeaderField: "Accept")
-    request.httpBody = Data(body)
-    let (data, response) = try await URLSession.shared.data(for: request)
-    guard let http = response as? HTTPURLResponse else { throw TestSetupError("not an HTTP response from \(url)") }
-    var headers: [String: String] = [:]
-    for (key, value) in http.allHeaderFields { headers["\(key)"] = "\(value)" }
-    return HTTPAnswer(status: http.statusCode, headers: headers, body: data)
+    try await exchange(method, url, headers: [
+        ("Authorization", "Bearer dev"), ("Content-Type", "application/vnd.kubernetes.protobuf"),
+        ("Accept", "application/vnd.kubernetes.protobuf,application/json"),
+    ], body: body)
 }
 
 @Suite("Kubernetes simulator: protobuf request bodies", .timeLimit(.minutes(5)))

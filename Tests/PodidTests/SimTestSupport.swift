@@ -1,5 +1,8 @@
+import AsyncHTTPClient
 import Foundation
 import Logging
+import NIOCore
+import NIOHTTP1
 import ServiceLifecycle
 import Simulators
 import Testing
@@ -65,24 +68,39 @@ struct HTTPAnswer: Sendable {
     }
 }
 
+/// The tests' own HTTP client for talking to the simulators and podid processes: no redirects,
+/// and every exchange bounded in time, so that a server that stops answering fails the test
+/// instead of holding the whole run.
+let testHTTPClient = HTTPClient(eventLoopGroupProvider: .singleton,
+                                configuration: HTTPClient.Configuration(redirectConfiguration: .disallow))
+
+/// One exchange with `testHTTPClient`: the status, the headers (repeated ones joined by ", ")
+/// and the whole body.
+func exchange(_ method: String, _ url: String, headers: [(String, String)], body: [UInt8]?,
+              timeout: Duration = .seconds(120)) async throws -> HTTPAnswer {
+    var request = HTTPClientRequest(url: url)
+    request.method = HTTPMethod(rawValue: method)
+    for (name, value) in headers { request.headers.add(name: name, value: value) }
+    if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
+    let response = try await testHTTPClient.execute(request, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
+    let collected = try await response.body.collect(upTo: 256 << 20)
+    var fields: [String: String] = [:]
+    for header in response.headers {
+        fields[header.name] = fields[header.name].map { "\($0), \(header.value)" } ?? header.value
+    }
+    return HTTPAnswer(status: Int(response.status.code), headers: fields, body: Data(collected.readableBytesView))
+}
+
 /// Sends one request (no redirects, no caching).
 func send(
     _ method: String, _ url: String, body: String? = nil, contentType: String = "application/json",
     headers: [String: String] = [:], token: String? = "dev"
 ) async throws -> HTTPAnswer {
-    var request = URLRequest(url: URL(string: url)!)
-    request.httpMethod = method
-    if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
-    for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-    if let body {
-        request.setValue(contentType, forHTTPHeaderField: "Content-Type")
-        request.httpBody = Data(body.utf8)
-    }
-    let (data, response) = try await URLSession.shared.data(for: request)
-    guard let http = response as? HTTPURLResponse else { throw TestSetupError("not an HTTP response from \(url)") }
-    var headers: [String: String] = [:]
-    for (key, value) in http.allHeaderFields { headers["\(key)"] = "\(value)" }
-    return HTTPAnswer(status: http.statusCode, headers: headers, body: data)
+    var fields: [(String, String)] = []
+    if let token { fields.append(("Authorization", "Bearer \(token)")) }
+    for (name, value) in headers { fields.append((name, value)) }
+    if body != nil { fields.append(("Content-Type", contentType)) }
+    return try await exchange(method, url, headers: fields, body: body.map { Array($0.utf8) })
 }
 
 /// Runs a program until it exits (at most `timeout`), with output in a file rather than a pipe,

@@ -39,8 +39,9 @@ struct WorkerCrashTests {
     func killedWorker() async throws {
         try await withWorkerApp(workers: 0) { client, database, sims in
             try await client.createTeam("payments", policy: devPolicy())
-            // Role assignments take 5 s, so the worker is surely inside one when it dies.
-            sims.azure.configure { $0.faults = [SimFaultRule(operation: "roleAssignment.put", latencyMs: 5000)] }
+            // Role assignments take 20 s, so the worker is surely inside one when it dies, also on a
+            // loaded machine where the polls below take seconds.
+            sims.azure.configure { $0.faults = [SimFaultRule(operation: "roleAssignment.put", latencyMs: 20_000)] }
             let names = (0..<3).map { "crash-\($0)" }
             for name in names {
                 #expect(try await client.call(.post, "/v1/teams/payments/identities", token: testAdminToken, json: identityBody(name)).status == .accepted)
@@ -57,7 +58,7 @@ struct WorkerCrashTests {
                 return provisioned == names.count
             }
             // A running job shows its progress (saved with the lease's heartbeat).
-            #expect(try await eventually(timeout: .seconds(4)) {
+            #expect(try await eventually(timeout: .seconds(12)) {
                 let running = try await client.call(.get, "/v1/jobs?state=running", token: testAdminToken).items
                 return running.contains { job in
                     (job["steps"] as? [[String: Any]] ?? []).contains { $0["name"] as? String == "azure.identity.put" }
