@@ -251,11 +251,13 @@ public enum HealthEvaluator {
                     hint: "Remove the label from that pod, or (if it is the team's) ask an admin to add \(pod.namespace) to the team's policy.namespaces.")
             }
         }
-        // A label that matches no binding at all but nearly this one is a typo on a pod meant for it.
+        // A label that matches no binding at all but nearly this one is a typo on a pod meant for
+        // it. Only pods where the team's pods run count: a pod in another team's namespace is none
+        // of this team's business, and naming it would tell this team about the other's workloads.
         for pod in observed.unmatchedPods {
             guard let label = pod.selector, label != binding.selector,
                   editDistance(label, binding.selector, limit: 2) <= 2,
-                  cluster.micMode == .cluster || pod.namespace == binding.namespace
+                  pod.namespace == binding.namespace || (cluster.micMode == .cluster && policy.namespaces.contains(pod.namespace))
             else { continue }
             add(.unmatchedPodLabel, .critical,
                 "Pod \(pod.namespace)/\(pod.name) carries aadpodidbinding=\(label), which no binding uses; it gets no identity. Did you mean \(binding.selector)?",

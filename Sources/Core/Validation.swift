@@ -36,7 +36,6 @@ public enum Rules {
     /// `…/storageAccounts/data/../..` up to the resource group; percent escapes, `?`, `#`, `\` and
     /// spaces are refused for the same reason.
     public static func isARMScope(_ text: String) -> Bool {
-        guard text.utf8.count <= 1024 else { return false }
         let segments = text.split(separator: "/", omittingEmptySubsequences: false)
         guard segments.count >= 3, segments[0].isEmpty else { return false }
         for segment in segments.dropFirst() {
@@ -52,8 +51,11 @@ public enum Rules {
     static func isARMSegment(_ segment: Substring) -> Bool {
         guard !segment.isEmpty, !segment.allSatisfy({ $0 == "." }) else { return false }
         return segment.unicodeScalars.allSatisfy { scalar in
-            CharacterSet.letters.contains(scalar) || CharacterSet.decimalDigits.contains(scalar)
-                || "-_.()".unicodeScalars.contains(scalar)
+            switch scalar.properties.generalCategory {
+            // .NET's Char.IsLetterOrDigit, which ARM's name rules cite: letters and decimal digits, no marks.
+            case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter, .decimalNumber: true
+            default: "-_.()".unicodeScalars.contains(scalar)
+            }
         }
     }
 

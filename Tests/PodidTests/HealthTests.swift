@@ -101,6 +101,9 @@ struct HealthTests {
         #expect(Self.codes { $0.pods.append(Self.pod("intruder", namespace: "kube-system")); $0.assignments.append(Self.assignment(pod: "intruder", namespace: "kube-system")) }
                 == ["ForeignNamespacePod"], "in cluster mode a pod outside the team's namespaces receives the identity")
         #expect(Self.codes { $0.pods.append(Self.pod("typo", label: "payments-apii")) } == ["UnmatchedPodLabel"])
+        // A near-miss label on a pod in another team's namespace is not this team's to see.
+        #expect(Self.codes { $0.pods.append(Self.pod("theirs", namespace: "search", label: "payments-apii")) } == [],
+                "no finding names another team's pod")
         #expect(Self.codes { $0.pods.append(Self.pod("stranger", label: "search-indexer")) } == [], "an unrelated label is someone else's business")
         var namespaced = Self.cluster
         namespaced.micMode = .namespaced

@@ -38,7 +38,7 @@ struct IdentityRulesTests {
         for bad in [account + "/../../../..", account + "/..", account + "/.", account + "/./x", account + "/%2e%2e", account + "/%2E%2E/x",
                     account + "/..%2f..", account + "?api-version=1", account + "#x", account + "/", account + "//x", account + "/a b",
                     account + "\\..", account + "/...", "subscriptions/\(Self.subscription)", "/subscriptions/not-a-guid",
-                    "/subscriptions/\(Self.subscription)/resourceGroups/x\u{0}y", "/" + String(repeating: "a/", count: 600) + "a"] {
+                    "/subscriptions/\(Self.subscription)/resourceGroups/x\u{0}y", "/subscriptions/\(Self.subscription)/\u{301}x", "/subscriptions/\(Self.subscription)/e\u{301}"] {
             #expect(!Rules.isARMScope(bad), "\(bad)")
         }
         // A scope that slips past the first check (recorded by an older podid) is refused again
