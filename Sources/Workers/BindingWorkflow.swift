@@ -100,13 +100,7 @@ public struct BindingWorkflow: Reconciler {
     /// this binding's or identity's are touched.
     func removeOldNames(_ old: Binding, gateway: any KubernetesGateway, job: Job, progress: JobProgress,
                         into audit: inout [AuditDraft]) async throws {
-        try await remove(.azureIdentityBinding, name: old.bindingObjectName, binding: old, includingBinding: true,
-                         gateway: gateway, job: job, progress: progress, into: &audit)
-        let waiting = try await database.bindings.siblings(of: old).filter { $0.objectNaming == old.objectNaming }
-        if waiting.isEmpty {
-            try await remove(.azureIdentity, name: old.azureIdentityObjectName, binding: old, includingBinding: false,
-                             gateway: gateway, job: job, progress: progress, into: &audit)
-        }
+        try await removeObjects(of: old, gateway: gateway, job: job, progress: progress, into: &audit)
         audit.append(event("binding.renamed", old, job: job, details: [
             "cluster": .string(old.cluster), "namespace": .string(old.namespace),
             "from": .array([.string(old.azureIdentityObjectName), .string(old.bindingObjectName)]),
@@ -152,20 +146,27 @@ public struct BindingWorkflow: Reconciler {
         var audit: [AuditDraft] = []
         if let cluster = try await database.clusters.get(binding.cluster, lock: .none) {
             let gateway = try await connector.gateway(for: cluster)
-            try await remove(.azureIdentityBinding, name: binding.bindingObjectName, binding: binding, includingBinding: true,
-                             gateway: gateway, job: job, progress: progress, into: &audit)
-            // The AzureIdentity is shared by the identity's bindings in this cluster and namespace.
-            let siblings = try await database.bindings.siblings(of: binding).filter { $0.objectNaming == binding.objectNaming }
-            if siblings.isEmpty {
-                try await remove(.azureIdentity, name: binding.azureIdentityObjectName, binding: binding, includingBinding: false,
-                                 gateway: gateway, job: job, progress: progress, into: &audit)
-            } else {
-                await progress.record(JobStep(name: "AzureIdentity.delete", outcome: "skipped",
-                                              details: ["reason": "still used by \(siblings.map(\.name).joined(separator: ", "))"]))
-            }
+            try await removeObjects(of: binding, gateway: gateway, job: job, progress: progress, into: &audit)
         }
         audit.append(event("binding.removed", binding, job: job, details: ["cluster": .string(binding.cluster), "namespace": .string(binding.namespace)]))
         try await BindingService.finishDeletion(binding, in: database, audit: audit, requestId: job.requestId)
+    }
+
+    /// Removes a binding's AzureIdentityBinding, and its AzureIdentity unless another binding of
+    /// the identity in that cluster and namespace uses it (under the same naming scheme: the same
+    /// object).
+    func removeObjects(of binding: Binding, gateway: any KubernetesGateway, job: Job, progress: JobProgress,
+                       into audit: inout [AuditDraft]) async throws {
+        try await remove(.azureIdentityBinding, name: binding.bindingObjectName, binding: binding, includingBinding: true,
+                         gateway: gateway, job: job, progress: progress, into: &audit)
+        let siblings = try await database.bindings.siblings(of: binding).filter { $0.objectNaming == binding.objectNaming }
+        if siblings.isEmpty {
+            try await remove(.azureIdentity, name: binding.azureIdentityObjectName, binding: binding, includingBinding: false,
+                             gateway: gateway, job: job, progress: progress, into: &audit)
+        } else {
+            await progress.record(JobStep(name: "AzureIdentity.delete", outcome: "skipped",
+                                          details: ["reason": "still used by \(siblings.map(\.name).joined(separator: ", "))"]))
+        }
     }
 
     func remove(_ kind: KubeKind, name: String, binding: Binding, includingBinding: Bool, gateway: any KubernetesGateway, job: Job,
