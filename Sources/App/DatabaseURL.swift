@@ -24,8 +24,11 @@ public struct DatabaseURL: Sendable, CustomStringConvertible {
     public var port: Int
     /// The database.
     public var database: String
-    /// `disable`, `prefer` or `require`.
+    /// `disable`, `allow`, `prefer`, `require`, `verify-ca` or `verify-full`; when the URL names
+    /// none, `verify-full` for every host but the loopback ones (`prefer` there).
     public var sslMode: String
+    /// `sslrootcert`: a PEM file of the certificate authorities `verify-*` trusts (default: the system's).
+    public var sslRootCert: String?
 
     /// Parses a URL.
     public init(_ text: String) throws {
@@ -53,10 +56,22 @@ public struct DatabaseURL: Sendable, CustomStringConvertible {
             }
             self.host = host
         }
-        sslMode = query["sslmode"] ?? "prefer"
+        sslMode = query["sslmode"] ?? (socketDirectory != nil || Self.isLoopback(host ?? "") ? "prefer" : "verify-full")
+        if let root = query["sslrootcert"], !root.isEmpty {
+            guard root.hasPrefix("/") else { throw ParseError(message: "has sslrootcert '\(root)'; use the absolute path of a PEM file") }
+            sslRootCert = root
+        }
         guard ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"].contains(sslMode) else {
             throw ParseError(message: "has sslmode '\(sslMode)'; use disable, prefer, require, verify-ca or verify-full")
         }
+    }
+
+    /// Whether `host` names this machine: `localhost`, 127.0.0.0/8 or ::1.
+    public static func isLoopback(_ host: String) -> Bool {
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        if bare.lowercased() == "localhost" || bare == "::1" { return true }
+        let parts = bare.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
     }
 
     /// The URL without its password, for logs.
@@ -79,7 +94,12 @@ public struct DatabaseURL: Sendable, CustomStringConvertible {
             var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.certificateVerification = .none
             tls = .require(configuration)
-        case "verify-ca", "verify-full": tls = .require(.makeClientConfiguration())
+        case "verify-ca", "verify-full":
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            // verify-ca checks the chain, verify-full the chain and the host name (libpq's meaning).
+            configuration.certificateVerification = sslMode == "verify-ca" ? .noHostnameVerification : .fullVerification
+            if let sslRootCert { configuration.trustRoots = .file(sslRootCert) }
+            tls = .require(configuration)
         default: tls = .prefer(.makeClientConfiguration())
         }
         return PostgresClient.Configuration(

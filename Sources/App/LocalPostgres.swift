@@ -63,7 +63,7 @@ public struct LocalPostgres: Sendable {
     public func start(fresh: Bool = false) throws -> Instance {
         let bin = try Self.binDirectory(logger: logger)
         let fm = FileManager.default
-        try fm.createDirectory(at: dataDir, withIntermediateDirectories: true)
+        try PrivateDirectory.prepare(dataDir.path)
         if fresh {
             stopIfRunning(bin: bin)
             try? fm.removeItem(at: base)

@@ -14,6 +14,8 @@ struct Dev: AsyncParsableCommand {
 
     func run() async throws {
         var (config, logger, registry) = try Bootstrap.configure()
+        PrivateDirectory.restrictNewFiles()
+        try PrivateDirectory.prepare(config.dataDir)
         // Health sweeps every 10 s in dev (60 s by default elsewhere), so that changes show soon.
         if ProcessInfo.processInfo.environment["PODID_HEALTH_INTERVAL"] == nil { config.healthInterval = 10 }
         var local: LocalPostgres?
@@ -55,7 +57,6 @@ struct Dev: AsyncParsableCommand {
         } else if !CredentialDirectories(config.clusterCredentialDirectories).allows(kubeTokenFile.standardizedFileURL.path) {
             config.clusterCredentialDirectories.append(URL(fileURLWithPath: config.dataDir).standardizedFileURL.path)
         }
-        try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
         try "dev\n".write(to: kubeTokenFile, atomically: true, encoding: .utf8)
         let simKube = "http://\(config.simHost == "0.0.0.0" ? "127.0.0.1" : config.simHost):\(config.simKubePort)"
         try await PodidApplication.registerDevCluster(config: config, apiServer: simKube, tokenFile: kubeTokenFile.standardizedFileURL.path,

@@ -20,6 +20,7 @@ struct LocalPostgresCommand: AsyncParsableCommand {
 
         func run() async throws {
             let (config, logger, _) = try Bootstrap.configure()
+            PrivateDirectory.restrictNewFiles()
             let instance = try LocalPostgres(dataDir: config.dataDir, logger: logger).start(fresh: fresh)
             print("PostgreSQL is running on 127.0.0.1:\(instance.port); URLs in \(config.dataDir)/postgres.env")
         }

@@ -129,6 +129,21 @@ struct DevCommandTests {
         #expect(banner.contains("curl -s -X POST \(base)/v1/teams"), "the banner prints a curl example")
         #expect(banner.contains("podid simulators are running"), "podid dev starts the simulators")
         #expect(banner.contains("resource group podid-dev"), "and says what it seeded")
+        // The data directory holds the admin token and the database passwords: 0700 (narrowed, since
+        // the test made it first with the default mode), and every file podid wrote in it is 0600.
+        let manager = FileManager.default
+        #expect((try manager.attributesOfItem(atPath: dataDir.path)[.posixPermissions] as? NSNumber)?.intValue == 0o700)
+        var checked = 0
+        let files = try #require(manager.enumerator(at: dataDir, includingPropertiesForKeys: nil))
+        for case let file as URL in files {
+            guard !file.lastPathComponent.hasPrefix("dev-") else { continue }
+            let attributes = try manager.attributesOfItem(atPath: file.path)
+            let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue ?? 0o777
+            let isDirectory = (attributes[.type] as? FileAttributeType) == .typeDirectory
+            #expect(mode & 0o077 == 0, "\(file.path) is \(String(mode, radix: 8))")
+            if !isDirectory { checked += 1 }
+        }
+        #expect(checked >= 3, "admin-token, postgres.env, sim-kube-token at least")
         let cluster = try String(contentsOf: dataDir.appendingPathComponent("postgres-location"), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         defer { try? FileManager.default.removeItem(atPath: cluster) }
