@@ -209,6 +209,8 @@ class Stack:
             "PODID_HTTP_HOST": "127.0.0.1", "PODID_HTTP_PORT": str(self.api_port),
             "PODID_WORKERS": str(workers),
             "PODID_LOG_LEVEL": "warning",
+            # The rate limits are for tenants, not for the load generator: out of the way here.
+            "PODID_RATE_LIMIT_PER_TOKEN": "0", "PODID_RATE_LIMIT_PER_TEAM": "0",
             "PODID_LOOPBACK_ONLY": "1",
             "PODID_AZURE_TENANT_ID": self.tenant_id(),
             "PODID_AZURE_CLIENT_ID": "dev", "PODID_AZURE_CLIENT_SECRET": "dev",

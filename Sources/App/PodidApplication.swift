@@ -23,7 +23,8 @@ public enum PodidApplication {
         var dbLogger = logger
         dbLogger[metadataKey: "component"] = "postgres"
         let client = PostgresClient(configuration: databaseURL.clientConfiguration(), backgroundLogger: dbLogger)
-        let pool = PostgresPool(client: client, logger: dbLogger, connectionWait: .seconds(config.databaseConnectWait))
+        let pool = PostgresPool(client: client, logger: dbLogger, connectionWait: .seconds(config.databaseConnectWait),
+                                denialWindow: TimeInterval(config.auditDenialWindow))
         let database = PostgresStore(pool: pool)
 
         let auditLog = PostgresAuditLog(database: pool)
@@ -35,28 +36,32 @@ public enum PodidApplication {
 
         let handler = APIHandler(
             teams: TeamService(database: database),
-            tokens: TokenService(database: database),
+            tokens: TokenService(database: database, defaultExpiry: config.tokenDefaultExpiryDays > 0 ? TimeInterval(config.tokenDefaultExpiryDays) * 86_400 : nil),
             identities: IdentityService(database: database),
             clusters: ClusterService(database: database, credentials: CredentialDirectories(config.clusterCredentialDirectories)),
             bindings: BindingService(database: database),
             jobs: JobService(database: database),
-            audit: AuditService(log: auditLog, audit: database.audit),
-            health: HealthService(health: healthStore, database: database),
+            audit: AuditService(log: auditLog, audit: database.audit, denials: pool.denials),
+            health: HealthService(health: healthStore, database: database, requestedSweepSpacing: TimeInterval(config.healthCheckSpacing)),
             readiness: PostgresReadinessProbe(runner: runner),
             registry: registry)
         var httpLogger = logger
         httpLogger[metadataKey: "component"] = "http"
         let router = try Routes.router(
             handler: handler,
-            authenticator: TokenAuthenticator(tokens: database.tokens, bootstrapAdminToken: config.adminToken),
-            idempotency: idempotency, registry: registry, logger: httpLogger)
+            authenticator: TokenAuthenticator(tokens: database.tokens, bootstrapAdminToken: config.adminToken,
+                                              bootstrapTokenFile: config.adminTokenFile),
+            idempotency: idempotency, registry: registry, metricsToken: config.metricsToken, rateLimiter: config.rateLimiter(),
+            logger: httpLogger)
 
         var app = Application(
             router: router,
             configuration: .init(address: .hostname(config.httpHost, port: config.httpPort), serverName: "podid"),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? config.httpPort) },
             logger: httpLogger)
-        app.addServices(client, Housekeeping.idempotencyPruner(idempotency, logger: logger), Housekeeping.auditSealer(auditLog, logger: logger))
+        app.addServices(client, Housekeeping.idempotencyPruner(idempotency, logger: logger), Housekeeping.auditSealer(auditLog, logger: logger),
+                        Housekeeping.denialFlusher(pool.denials, audit: database.audit, logger: logger,
+                                                   every: .seconds(min(5, max(1, config.auditDenialWindow)))))
         app.addServices(background)
         app.addServices(services)
         return app

@@ -32,10 +32,31 @@ public struct PodidConfig: Sendable {
     public var logFormat: LogFormat = .text
     /// `PODID_ADMIN_TOKEN`: a bootstrap admin token (at least 32 characters). Secret.
     public var adminToken: String?
+    /// `PODID_ADMIN_TOKEN_FILE`: a file of bootstrap admin tokens, one per line, read again within a
+    /// second of a change, so that the token rotates without a restart (new line in, old line out).
+    public var adminTokenFile: String?
+    /// `PODID_METRICS_TOKEN`: when set, `GET /metrics` answers only with `Authorization: Bearer`
+    /// and this token (32 to 512 visible ASCII characters). Secret.
+    public var metricsToken: String?
+    /// `PODID_TOKEN_DEFAULT_EXPIRY_DAYS`: the expiry of a new token created without `expiresAt`
+    /// (0: such tokens never expire).
+    public var tokenDefaultExpiryDays = 90
+    /// `PODID_RATE_LIMIT_PER_TOKEN`: requests per second one token may send, with bursts of ten
+    /// seconds' worth (0: no limit).
+    public var rateLimitPerToken = 100.0
+    /// `PODID_RATE_LIMIT_PER_TEAM`: requests per second all of one team's tokens together may send,
+    /// with bursts of ten seconds' worth (0: no limit).
+    public var rateLimitPerTeam = 200.0
     /// `PODID_WORKERS`: background job workers in `serve`.
     public var workers = 4
     /// `PODID_HEALTH_INTERVAL`: seconds between health sweeps of a cluster.
     public var healthInterval = 60
+    /// `PODID_HEALTH_CHECK_SPACING`: the least seconds between a cluster's last sweep and one that
+    /// `POST …/health` asks for (0: none).
+    public var healthCheckSpacing = 10
+    /// `PODID_AUDIT_DENIAL_WINDOW`: seconds over which a caller's repeated denials of one operation
+    /// fold into one audit event (0: every denial is written).
+    public var auditDenialWindow = 60
     /// `PODID_HEALTH_HISTORY_DAYS`: how long health status changes are kept.
     public var healthHistoryDays = 30
     /// `PODID_AUDIT_RETENTION_DAYS`: how many days `podid db prune-audit` keeps by default (unset:
@@ -85,7 +106,8 @@ public struct PodidConfig: Sendable {
     /// Every variable this type reads, for the configuration reference.
     public static let variables = [
         "PODID_HTTP_HOST", "PODID_HTTP_PORT", "PODID_LOG_LEVEL", "PODID_LOG_FORMAT", "PODID_ADMIN_TOKEN",
-        "PODID_WORKERS", "PODID_HEALTH_INTERVAL", "PODID_AUDIT_RETENTION_DAYS", "PODID_HEALTH_HISTORY_DAYS", "PODID_DATABASE_URL", "PODID_MIGRATION_DATABASE_URL",
+        "PODID_ADMIN_TOKEN_FILE", "PODID_METRICS_TOKEN", "PODID_TOKEN_DEFAULT_EXPIRY_DAYS",
+        "PODID_RATE_LIMIT_PER_TOKEN", "PODID_RATE_LIMIT_PER_TEAM", "PODID_HEALTH_CHECK_SPACING", "PODID_AUDIT_DENIAL_WINDOW", "PODID_WORKERS", "PODID_HEALTH_INTERVAL", "PODID_AUDIT_RETENTION_DAYS", "PODID_HEALTH_HISTORY_DAYS", "PODID_DATABASE_URL", "PODID_MIGRATION_DATABASE_URL",
         "PODID_DATABASE_CONNECT_WAIT", "PODID_CLUSTER_CREDENTIALS_DIR",
         "PODID_DATA_DIR", "PODID_SIM_HOST", "PODID_SIM_AZURE_PORT", "PODID_SIM_KUBE_PORT", "PODID_SIM_MIC_MODE",
         "PODID_AZURE_TENANT_ID", "PODID_AZURE_CLIENT_ID", "PODID_AZURE_CLIENT_SECRET", "PODID_AZURE_CLIENT_SECRET_FILE",
@@ -127,13 +149,35 @@ public struct PodidConfig: Sendable {
             }
             config.logFormat = parsed
         }
-        if let token = value("PODID_ADMIN_TOKEN") {
-            guard token.count >= 32, token.count <= 512, token.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
-                throw ConfigError(variable: "PODID_ADMIN_TOKEN", message: "must be 32 to 512 visible ASCII characters (for example the output of `openssl rand -base64 32`)")
+        for (name, keyPath) in [("PODID_ADMIN_TOKEN", \PodidConfig.adminToken), ("PODID_METRICS_TOKEN", \PodidConfig.metricsToken)]
+            as [(String, WritableKeyPath<PodidConfig, String?>)]
+        {
+            guard let token = value(name) else { continue }
+            guard BootstrapTokens.isValid(token) else {
+                throw ConfigError(variable: name, message: "must be 32 to 512 visible ASCII characters (for example the output of `openssl rand -base64 32`)")
             }
-            config.adminToken = token
+            config[keyPath: keyPath] = token
+        }
+        if let file = value("PODID_ADMIN_TOKEN_FILE") {
+            do {
+                _ = try BootstrapTokens.read(file: file)
+            } catch let error as BootstrapTokens.FileError {
+                throw ConfigError(variable: "PODID_ADMIN_TOKEN_FILE", message: error.message)
+            }
+            config.adminTokenFile = file
+        }
+        if let days = try integer("PODID_TOKEN_DEFAULT_EXPIRY_DAYS", 0...3650) { config.tokenDefaultExpiryDays = days }
+        for (name, keyPath) in [("PODID_RATE_LIMIT_PER_TOKEN", \PodidConfig.rateLimitPerToken),
+                                ("PODID_RATE_LIMIT_PER_TEAM", \PodidConfig.rateLimitPerTeam)] as [(String, WritableKeyPath<PodidConfig, Double>)] {
+            guard let text = value(name) else { continue }
+            guard let rate = Double(text), rate >= 0, rate <= 1_000_000 else {
+                throw ConfigError(variable: name, message: "must be requests per second, a number from 0 (no limit) to 1000000, got '\(text)'")
+            }
+            config[keyPath: keyPath] = rate
         }
         if let workers = try integer("PODID_WORKERS", 0...256) { config.workers = workers }
+        if let spacing = try integer("PODID_HEALTH_CHECK_SPACING", 0...3600) { config.healthCheckSpacing = spacing }
+        if let window = try integer("PODID_AUDIT_DENIAL_WINDOW", 0...3600) { config.auditDenialWindow = window }
         if let days = try integer("PODID_AUDIT_RETENTION_DAYS", 1...36_500) { config.auditRetentionDays = days }
         if let days = try integer("PODID_HEALTH_HISTORY_DAYS", 1...3650) { config.healthHistoryDays = days }
         if let interval = try integer("PODID_HEALTH_INTERVAL", 5...86_400) { config.healthInterval = interval }
@@ -195,6 +239,14 @@ public struct PodidConfig: Sendable {
             config.azureIdentityWritesPerSecond = rate
         }
         return config
+    }
+
+    /// The rate limiter of these settings: bursts of ten seconds' worth; 0 turns a limit off.
+    public func rateLimiter() -> RateLimiter {
+        func limit(_ rate: Double) -> RateLimit? {
+            rate > 0 ? RateLimit(perSecond: rate, burst: max(1, Int((rate * 10).rounded(.up)))) : nil
+        }
+        return RateLimiter(perToken: limit(rateLimitPerToken), perTeam: limit(rateLimitPerTeam))
     }
 
     /// The runtime database URL, or an error naming the variable.

@@ -183,9 +183,9 @@ public struct AuditService: Sendable {
     let authorizer: Authorizer
 
     /// Creates the service.
-    public init(log: any AuditLog, audit: any AuditRows) {
+    public init(log: any AuditLog, audit: any AuditRows, denials: DenialFolder? = nil) {
         self.log = log
-        self.authorizer = Authorizer(audit: audit)
+        self.authorizer = Authorizer(audit: audit, denials: denials)
     }
 
     /// The filter a caller may use: a team token's is pinned to its team (asking for another team's

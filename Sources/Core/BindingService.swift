@@ -27,7 +27,7 @@ public struct BindingService: Sendable {
     /// Creates the service.
     public init(database: any Database) {
         self.database = database
-        self.authorizer = Authorizer(audit: database.audit)
+        self.authorizer = Authorizer(database: database)
     }
 
     /// Binds an identity in a cluster (202, state `pending`) and queues the apply job.

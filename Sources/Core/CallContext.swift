@@ -32,10 +32,17 @@ public struct CallContext: Sendable {
 /// a 404 for a caller of another team (so that existence never leaks).
 public struct Authorizer: Sendable {
     let audit: any AuditRows
+    let denials: DenialFolder?
 
-    /// Creates an authorizer writing denials to `audit`.
-    public init(audit: any AuditRows) {
+    /// Creates an authorizer writing denials to `audit`, folded by `denials` when given.
+    public init(audit: any AuditRows, denials: DenialFolder? = nil) {
         self.audit = audit
+        self.denials = denials
+    }
+
+    /// Creates the authorizer of `database`: its audit rows and its denial folder.
+    public init(database: any Database) {
+        self.init(audit: database.audit, denials: database.denials)
     }
 
     /// Records a denial and returns the error to throw.
@@ -49,7 +56,9 @@ public struct Authorizer: Sendable {
                 "status": .number(error.kind == .forbidden ? 403 : 404),
                 "reason": .string(error.detail),
             ])
-        try await audit.append(event)
+        for draft in denials?.record(event) ?? [event] {
+            try await audit.append(draft)
+        }
         return error
     }
 

@@ -11,7 +11,7 @@ public struct ClusterService: Sendable {
     /// Creates the service.
     public init(database: any Database, credentials: CredentialDirectories) {
         self.database = database
-        self.authorizer = Authorizer(audit: database.audit)
+        self.authorizer = Authorizer(database: database)
         self.credentials = credentials
     }
 

@@ -19,9 +19,15 @@ public protocol Records: Sendable {
 
 /// Records with a unit of work.
 public protocol Database: Records {
+    /// Folds repeated denials into one audit event (nil: every denial is written).
+    var denials: DenialFolder? { get }
     /// Runs `body` in one transaction: everything it writes commits when it returns, nothing when it
     /// throws. Row locks taken inside are held until then.
     func transaction<Result: Sendable>(_ body: @escaping @Sendable (any Records) async throws -> Result) async throws -> Result
+}
+
+extension Database {
+    public var denials: DenialFolder? { nil }
 }
 
 /// A database whose reads and writes outside a transaction go through the records of `autocommit`.

@@ -34,6 +34,8 @@ public struct DomainError: Error, Sendable, Equatable, CustomStringConvertible {
         case unsupportedMediaType
         /// 422: the body fails validation or policy.
         case validation
+        /// 429: the caller's token or team sent more requests than its rate limit allows.
+        case tooManyRequests
         /// 503: a dependency is unavailable; retrying later may work.
         case unavailable
     }
@@ -44,12 +46,15 @@ public struct DomainError: Error, Sendable, Equatable, CustomStringConvertible {
     public var detail: String
     /// Field-level problems (validation and bad requests).
     public var fields: [FieldProblem]
+    /// Whole seconds after which a retry may succeed (`Retry-After`), for 429 and 503.
+    public var retryAfterSeconds: Int?
 
     /// Creates a domain error.
-    public init(_ kind: Kind, _ detail: String, fields: [FieldProblem] = []) {
+    public init(_ kind: Kind, _ detail: String, fields: [FieldProblem] = [], retryAfterSeconds: Int? = nil) {
         self.kind = kind
         self.detail = detail
         self.fields = fields
+        self.retryAfterSeconds = retryAfterSeconds
     }
 
     public var description: String { "\(kind.rawValue): \(detail)" }

@@ -9,7 +9,7 @@ public struct IdentityService: Sendable {
     /// Creates the service.
     public init(database: any Database) {
         self.database = database
-        self.authorizer = Authorizer(audit: database.audit)
+        self.authorizer = Authorizer(database: database)
     }
 
     /// Accepts a new identity (state `pending`) and queues its provision or adopt job.

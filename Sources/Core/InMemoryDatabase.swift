@@ -433,7 +433,7 @@ struct MemoryJobs: JobRows {
             if let dedupe = job.dedupeKey,
                var queued = snapshot.jobs.values.first(where: { $0.dedupeKey == dedupe && $0.state == .queued }) {
                 queued.payload = job.payload
-                queued.runAt = min(queued.runAt, now)
+                queued.runAt = min(queued.runAt, max(now, job.runAt ?? now))
                 queued.requestId = job.requestId
                 queued.updatedAt = now
                 snapshot.jobs[queued.id] = queued
@@ -441,7 +441,7 @@ struct MemoryJobs: JobRows {
             }
             let stored = Job(id: UUID(), kind: job.kind, team: job.team, resourceType: job.resourceType, resourceName: job.resourceName,
                              serialKey: job.serialKey, dedupeKey: job.dedupeKey, payload: job.payload, state: .queued, attempts: 0,
-                             maxAttempts: job.maxAttempts, runAt: now, lastError: nil, steps: [], requestId: job.requestId,
+                             maxAttempts: job.maxAttempts, runAt: max(now, job.runAt ?? now), lastError: nil, steps: [], requestId: job.requestId,
                              createdAt: now, updatedAt: now, resource: job.resource)
             snapshot.jobs[stored.id] = stored
             return stored.id

@@ -9,7 +9,7 @@ public struct JobService: Sendable {
     /// Creates the service.
     public init(database: any Database) {
         self.database = database
-        self.authorizer = Authorizer(audit: database.audit)
+        self.authorizer = Authorizer(database: database)
     }
 
     /// Jobs matching the filter, newest first; a team token sees only its team's jobs.

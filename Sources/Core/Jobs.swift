@@ -58,6 +58,9 @@ public struct NewJob: Sendable, Equatable {
     /// The API path of the resource it works on, such as `/v1/teams/payments/identities/orders`
     /// (`<type>/<name>` when the caller gives none).
     public var resource: String
+    /// When the job may run at the earliest (nil: now). A queued job that absorbs this one runs at
+    /// the earlier of the two times.
+    public var runAt: Date?
 
     /// Creates a job request.
     public init(kind: String, team: String?, resourceType: String, resourceName: String, serialKey: String,

@@ -8,7 +8,7 @@ public struct TeamService: Sendable {
     /// Creates the service.
     public init(database: any Database) {
         self.database = database
-        self.authorizer = Authorizer(audit: database.audit)
+        self.authorizer = Authorizer(database: database)
     }
 
     /// Creates a team (admin).

@@ -4,11 +4,14 @@ import Foundation
 public struct TokenService: Sendable {
     let database: any Database
     let authorizer: Authorizer
+    /// How long a token created without `expiresAt` lives (nil: for ever).
+    let defaultExpiry: TimeInterval?
 
-    /// Creates the service.
-    public init(database: any Database) {
+    /// Creates the service; `defaultExpiry` is the lifetime of tokens created without `expiresAt`.
+    public init(database: any Database, defaultExpiry: TimeInterval? = 90 * 86_400) {
         self.database = database
-        self.authorizer = Authorizer(audit: database.audit)
+        self.authorizer = Authorizer(database: database)
+        self.defaultExpiry = defaultExpiry
     }
 
     /// Creates a team token (`maintainer` or `viewer`); admin or a maintainer of the team.
@@ -75,9 +78,11 @@ public struct TokenService: Sendable {
         -> (TokenRecord, secret: String)
     {
         let secret = TokenSecret.generate()
+        let now = Date()
         let record = TokenRecord(
-            id: UUID(), name: request.name, role: request.role, team: team, expiresAt: request.expiresAt,
-            createdAt: Date(), createdBy: context.principal.actor)
+            id: UUID(), name: request.name, role: request.role, team: team,
+            expiresAt: request.expiresAt ?? defaultExpiry.map { now.addingTimeInterval($0) },
+            createdAt: now, createdBy: context.principal.actor)
         let event = context.audit("token.created", team: team, resourceType: "token", resourceName: record.id.uuidString.lowercased(),
                                   after: .encoding(record))
         try await database.transaction { tx in

@@ -67,6 +67,7 @@ public enum ProblemResponse {
         case .payloadTooLarge: .contentTooLarge
         case .unsupportedMediaType: .unsupportedMediaType
         case .validation: .unprocessableContent
+        case .tooManyRequests: .tooManyRequests
         case .unavailable: .serviceUnavailable
         }
     }

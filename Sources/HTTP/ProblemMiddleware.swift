@@ -46,7 +46,8 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         case let domain as DomainError:
             var headers: HTTPFields = [:]
             if domain.kind == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
-            if domain.kind == .unavailable { headers[.retryAfter] = "5" }
+            if domain.kind == .unavailable { headers[.retryAfter] = String(domain.retryAfterSeconds ?? 5) }
+            if domain.kind == .tooManyRequests { headers[.retryAfter] = String(max(1, domain.retryAfterSeconds ?? 1)) }
             return ProblemResponse.make(
                 status: ProblemResponse.status(domain.kind), detail: domain.detail, requestId: requestId,
                 fields: domain.fields, headers: headers)

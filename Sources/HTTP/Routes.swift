@@ -14,20 +14,22 @@ public enum Routes {
     /// The router for `handler`.
     public static func router(
         handler: APIHandler, authenticator: TokenAuthenticator, idempotency: any IdempotencyStore,
-        registry: PrometheusCollectorRegistry, logger: Logger
+        registry: PrometheusCollectorRegistry, metricsToken: String? = nil,
+        rateLimiter: RateLimiter = RateLimiter(perToken: nil, perTeam: nil), logger: Logger
     ) throws -> Router<BasicRequestContext> {
         let configuration = Configuration(dateTranscoder: RFC3339DateTranscoder(), jsonEncodingOptions: [.sortedKeys, .withoutEscapingSlashes])
         let box = RouteTableBox()
         try handler.registerHandlers(on: RouteRecorder(box: box), configuration: configuration)
         let router = Router(context: BasicRequestContext.self)
         // Outermost first. Metrics see the final status; problems are rendered before metrics count
-        // them; the body is bounded before anything reads it; auth runs before idempotency, whose keys
-        // are per caller.
+        // them; the body is bounded before anything reads it; auth runs before the rate limits (per
+        // token and team) and before idempotency, whose keys are per caller.
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: HTTPMetricsMiddleware(registry: registry))
         router.add(middleware: ProblemMiddleware(routes: box.table, logger: logger))
         router.add(middleware: BodyLimitMiddleware())
-        router.add(middleware: AuthMiddleware(authenticator: authenticator, publicPaths: publicPaths, logger: logger))
+        router.add(middleware: AuthMiddleware(authenticator: authenticator, publicPaths: publicPaths, metricsToken: metricsToken, logger: logger))
+        router.add(middleware: RateLimitMiddleware(limiter: rateLimiter, logger: logger))
         router.add(middleware: NullMemberMiddleware())
         router.add(middleware: IdempotencyMiddleware(store: idempotency))
         router.add(middleware: ResponseAdjustmentsMiddleware())

@@ -219,11 +219,12 @@ struct PostgresJobRows: JobRows {
         let rows = try await executor.rows(
             """
             INSERT INTO jobs (id, kind, team, resource_type, resource_name, serial_key, dedupe_key, payload, max_attempts, request_id,
-                              resource)
+                              resource, run_at)
             VALUES (\(UUID()), \(job.kind), \(job.team), \(job.resourceType), \(job.resourceName), \(job.serialKey),
-                    \(job.dedupeKey), \(job.payload.canonicalText)::jsonb, \(job.maxAttempts), \(job.requestId), \(job.resource))
+                    \(job.dedupeKey), \(job.payload.canonicalText)::jsonb, \(job.maxAttempts), \(job.requestId), \(job.resource),
+                    greatest(now(), coalesce(\(job.runAt)::timestamptz, now())))
             ON CONFLICT (dedupe_key) WHERE state = 'queued' AND dedupe_key IS NOT NULL
-            DO UPDATE SET payload = EXCLUDED.payload, run_at = least(jobs.run_at, now()), updated_at = now(),
+            DO UPDATE SET payload = EXCLUDED.payload, run_at = least(jobs.run_at, EXCLUDED.run_at), updated_at = now(),
                           request_id = EXCLUDED.request_id
             RETURNING id
             """)

@@ -15,12 +15,17 @@ public struct PostgresPool: Sendable {
     /// down the pool keeps retrying and would hold every request until it is back.
     public let connectionWait: Duration
 
+    /// The denial folder of everything that shares this pool.
+    public let denials: DenialFolder
+
     /// The default `connectionWait` (`PODID_DATABASE_CONNECT_WAIT`).
     public static let defaultConnectionWait: Duration = .seconds(5)
 
     /// Wraps a client.
-    public init(client: PostgresClient, logger: Logger, connectionWait: Duration = Self.defaultConnectionWait) {
+    public init(client: PostgresClient, logger: Logger, connectionWait: Duration = Self.defaultConnectionWait,
+                denialWindow: TimeInterval = 60) {
         self.client = client
+        self.denials = DenialFolder(window: denialWindow)
         self.logger = logger
         self.connectionWait = connectionWait
     }
@@ -143,6 +148,8 @@ public struct PostgresStore: AutocommitDatabase {
     }
 
     public var autocommit: any Records { PostgresRecords(executor: Executor(pool: pool)) }
+
+    public var denials: DenialFolder? { pool.denials }
 
     public func transaction<Result: Sendable>(_ body: @escaping @Sendable (any Records) async throws -> Result) async throws -> Result {
         let logger = pool.logger

@@ -52,6 +52,28 @@ public enum Housekeeping {
         OneShot(name: name, logger: logger, work: work)
     }
 
+    /// Writes the summaries of folded denials whose window ended, every five seconds, and all of them
+    /// at shutdown. A summary that cannot be written (the database is down) is logged with its count.
+    public static func denialFlusher(_ denials: DenialFolder, audit: any AuditRows, logger: Logger, every interval: Duration = .seconds(5)) -> Periodic {
+        @Sendable func write(_ drafts: [AuditDraft]) async throws {
+            for (index, draft) in drafts.enumerated() {
+                do {
+                    try await audit.append(draft)
+                } catch {
+                    for lost in drafts[index...] {
+                        logger.warning("a folded denial summary could not be audited", metadata: [
+                            "actor": "\(lost.actor)", "operation": "\(lost.details["operation"] ?? .null)", "count": "\(lost.details["count"] ?? .null)",
+                        ])
+                    }
+                    throw error
+                }
+            }
+        }
+        return Periodic("auditing folded denials", every: interval, logger: logger, final: { try? await write(denials.due(all: true)) }) {
+            try await write(denials.due())
+        }
+    }
+
     /// Deletes idempotency keys older than 24 hours, every ten minutes.
     public static func idempotencyPruner(_ store: any IdempotencyStore, logger: Logger) -> Periodic {
         Periodic("pruning idempotency keys", every: .seconds(600), logger: logger) {

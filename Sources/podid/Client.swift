@@ -80,8 +80,26 @@ struct APIClient: Sendable {
     }
 
     /// Calls one operation; a problem answer becomes one line naming what to fix, unless `allow`
-    /// holds its status.
+    /// holds its status. A 429 (rate limited: nothing was done) is sent again after its
+    /// `Retry-After`, up to five times and when the wait is at most 30 s, so that scripts running
+    /// `podid apply` over many teams slow down rather than fail.
     func call<Output>(allow: Set<Int> = [], _ operation: (Client) async throws -> Output) async throws -> Answer<Output> {
+        for _ in 0..<5 {
+            do {
+                return try await callOnce(allow: allow, operation)
+            } catch let limited as RateLimited {
+                try await Task.sleep(for: .seconds(limited.seconds))
+            }
+        }
+        return try await callOnce(allow: allow, operation, retrying: false)
+    }
+
+    /// A 429 worth waiting for.
+    struct RateLimited: Error {
+        var seconds: Int
+    }
+
+    func callOnce<Output>(allow: Set<Int>, _ operation: (Client) async throws -> Output, retrying: Bool = true) async throws -> Answer<Output> {
         let recorded = RecordedAnswer()
         let result: Result<Output, any Error>
         do {
@@ -91,6 +109,10 @@ struct APIClient: Sendable {
         }
         guard let answer = recorded.answer.withLock({ $0 }) else {
             throw ClientError("cannot reach podid at \(server): \(Self.cause(of: result))")
+        }
+        if retrying, answer.status == 429, !allow.contains(429),
+           let seconds = answer.headers[.retryAfter].flatMap({ Int($0) }), (0...30).contains(seconds) {
+            throw RateLimited(seconds: max(1, seconds))
         }
         if answer.status >= 400 && !allow.contains(answer.status) {
             throw ClientError(Self.problemLine(status: answer.status, body: answer.body))

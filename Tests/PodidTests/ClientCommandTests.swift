@@ -73,6 +73,21 @@ struct ClientCommandTests {
         }
     }
 
+    @Test("apply under a tight rate limit waits as Retry-After says and finishes")
+    func applyRateLimited() async throws {
+        // One request a second, bursts of ten: the onboarding takes more than ten calls.
+        try await withWorkerApp(live: true, configure: { $0.rateLimitPerToken = 1 }) { client, _, sims in
+            let port = try #require(client.port)
+            try await client.registerSimCluster(sims)
+            let onboarding = Self.root.appendingPathComponent("docs/examples/onboarding.yaml").path
+            let (status, output) = try await Self.podid(["apply", "-f", onboarding], port: port)
+            #expect(status == 0, "\(output)")
+            let (againStatus, again) = try await Self.podid(["apply", "-f", onboarding], port: port)
+            #expect(againStatus == 0, "\(again)")
+            #expect(again.split(separator: "\n").filter { !$0.hasPrefix("applied:") }.allSatisfy { $0.hasPrefix("unchanged") }, "\(again)")
+        }
+    }
+
     @Test("errors are one line from the problem, with exit 1; bad files exit 64; login stores the server and token, mode 0600")
     func errorsAndLogin() async throws {
         try await withTestApp(live: true) { client, _ in

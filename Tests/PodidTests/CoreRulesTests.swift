@@ -446,3 +446,57 @@ struct JobCatalogueTests {
                 == .object(["team": .string("payments"), "identity": .string("orders")]))
     }
 }
+
+@Suite("Abuse limits")
+struct AbuseLimitTests {
+    static func principal(team: String?, id: UUID = UUID()) -> Principal {
+        Principal(tokenId: id, tokenName: "t", role: team == nil ? .admin : .maintainer, team: team)
+    }
+
+    @Test("token buckets: a burst, then the sustained rate; the team bucket is shared; a refusal takes nothing")
+    func buckets() {
+        let limiter = RateLimiter(perToken: RateLimit(perSecond: 1, burst: 3), perTeam: RateLimit(perSecond: 1, burst: 4))
+        let start = ContinuousClock.now
+        let one = Self.principal(team: "data")
+        let two = Self.principal(team: "data")
+        for _ in 0..<3 { #expect(limiter.admit(one, now: start) == nil) }
+        #expect(limiter.admit(one, now: start).map { [$0.scope, String($0.retryAfterSeconds)] } == ["token", "1"])
+        #expect(limiter.admit(two, now: start) == nil, "the team had one left")
+        #expect(limiter.admit(two, now: start)?.scope == "team")
+        #expect(limiter.admit(Self.principal(team: "web"), now: start) == nil, "another team has its own bucket")
+        #expect(limiter.admit(one, now: start + .seconds(1)) == nil, "one second refills one request")
+        #expect(limiter.admit(Self.principal(team: nil), now: start) == nil, "platform tokens have only the token bucket")
+        #expect(RateLimiter(perToken: nil, perTeam: nil).admit(one) == nil)
+    }
+
+    @Test("denials fold by actor, operation and status; the summary counts the rest and samples the names")
+    func folding() {
+        let folder = DenialFolder(window: 60)
+        let start = Date()
+        func denial(_ name: String, status: Int = 404, actor: String = "web/t") -> AuditDraft {
+            AuditDraft(actor: actor, actorTeam: "web", action: "auth.denied", outcome: .denied, team: "data", resourceType: "identity",
+                       resourceName: name, requestId: "r", details: ["operation": .string("GET /x/{name}"), "status": .number(Double(status))])
+        }
+        #expect(folder.record(denial("a"), now: start).count == 1)
+        for index in 0..<20 { #expect(folder.record(denial("n\(index)"), now: start.addingTimeInterval(1)).isEmpty) }
+        #expect(folder.record(denial("a", status: 403), now: start).count == 1, "another status is another fold")
+        #expect(folder.record(denial("a", actor: "web/u"), now: start).count == 1, "another actor too")
+        #expect(folder.due(now: start.addingTimeInterval(30)).isEmpty)
+        let summaries = folder.due(now: start.addingTimeInterval(61))
+        #expect(summaries.count == 1, "only the fold that took denials has a summary")
+        let summary = summaries[0]
+        #expect(summary.details["count"] == .number(20))
+        #expect(summary.details["resources"].flatMap { if case .array(let items) = $0 { items.count } else { nil } } == 10)
+        #expect(summary.resourceName == nil && summary.team == "data")
+        #expect(folder.record(denial("b"), now: start.addingTimeInterval(62)).count == 1, "a new window writes the first again")
+    }
+
+    @Test("a requested sweep waits for the spacing after the last one")
+    func sweepSpacing() {
+        let now = Date()
+        #expect(HealthRules.requestedSweepStart(lastObserved: nil, spacing: 10, now: now) == nil)
+        #expect(HealthRules.requestedSweepStart(lastObserved: now.addingTimeInterval(-30), spacing: 10, now: now) == nil)
+        #expect(HealthRules.requestedSweepStart(lastObserved: now.addingTimeInterval(-4), spacing: 10, now: now) == now.addingTimeInterval(6))
+        #expect(HealthRules.requestedSweepStart(lastObserved: now, spacing: 0, now: now) == nil)
+    }
+}

@@ -41,6 +41,7 @@ func aibName(_ team: String, _ identity: String, _ binding: String) -> String {
 /// Runs `body` against a podid app whose workers talk to in-process simulators.
 func withWorkerApp<R: Sendable>(
     workers: Int = 4, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), live: Bool = false, configureAzure: @Sendable (inout AzureSimulator.Settings) -> Void = { $0.principalNotFoundSeconds = 0.5 },
+    configure: @Sendable (inout PodidConfig) -> Void = { _ in },
     _ body: @Sendable (any TestClientProtocol, TestDatabase, RunningSimulators) async throws -> R
 ) async throws -> R {
     try await withSimulators { sims in
@@ -61,6 +62,11 @@ func withWorkerApp<R: Sendable>(
         config.azureClientId = sims.azure.clientId
         config.azureClientSecret = sims.azure.clientSecret
         config.azureIdentityWritesPerSecond = 50
+        // Tests poll as fast as they like; the attack tests that need the limits set them.
+        config.rateLimitPerToken = 0
+        config.rateLimitPerTeam = 0
+        config.healthCheckSpacing = 0
+        configure(&config)
         var logger = Logger(label: "podid.test")
         logger.logLevel = ProcessInfo.processInfo.environment["PODID_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         let app = try PodidApplication.build(config: config, registry: registry, logger: logger)

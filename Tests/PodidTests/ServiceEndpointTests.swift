@@ -71,6 +71,8 @@ struct ConfigTests {
         #expect(config.logFormat == .text)
         #expect(config.databaseConnectWait == 5)
         #expect(try PodidConfig.load(from: ["PODID_DATABASE_CONNECT_WAIT": "30"]).databaseConnectWait == 30)
+        #expect(config.tokenDefaultExpiryDays == 90)
+        #expect(config.metricsToken == nil && config.adminTokenFile == nil)
     }
 
     @Test("a bad value stops start-up naming the variable, and never echoes a secret")
@@ -82,13 +84,15 @@ struct ConfigTests {
             ("PODID_MIGRATION_DATABASE_URL", "postgres://host/db"), ("PODID_DATABASE_URL", "postgres://u:pw@h:5432/"),
             ("PODID_SIM_AZURE_PORT", "x"), ("PODID_SIM_MIC_MODE", "sideways"),
             ("PODID_DATABASE_CONNECT_WAIT", "0"), ("PODID_DATABASE_CONNECT_WAIT", "soon"),
+            ("PODID_METRICS_TOKEN", "short"), ("PODID_TOKEN_DEFAULT_EXPIRY_DAYS", "-1"),
+            ("PODID_ADMIN_TOKEN_FILE", "/nonexistent/admin-token"),
         ]
         for (variable, value) in cases {
             #expect {
                 try PodidConfig.load(from: [variable: value])
             } throws: { error in
                 guard let error = error as? ConfigError else { return false }
-                return error.variable == variable && !(variable == "PODID_ADMIN_TOKEN" && error.description.contains(value))
+                return error.variable == variable && !(["PODID_ADMIN_TOKEN", "PODID_METRICS_TOKEN"].contains(variable) && error.description.contains(value))
             }
         }
     }
@@ -106,6 +110,18 @@ struct ConfigTests {
         #expect(socket.socketDirectory == "/var/run/postgresql")
         #expect(socket.clientConfiguration().unixSocketPath == "/var/run/postgresql/.s.PGSQL.5432")
         #expect(throws: DatabaseURL.ParseError.self) { try DatabaseURL("postgres://app@h/db?sslmode=sometimes") }
+        // A database on another machine is verified (chain and host name) unless the URL says otherwise;
+        // only loopback and Unix sockets default to prefer.
+        #expect(try DatabaseURL("postgres://app@db.example/podid").sslMode == "verify-full")
+        #expect(try DatabaseURL("postgres://app@10.0.0.7:5432/podid").sslMode == "verify-full")
+        for local in ["localhost", "127.0.0.1", "[::1]"] {
+            #expect(try DatabaseURL("postgres://app@\(local)/podid").sslMode == "prefer", "\(local)")
+        }
+        #expect(try DatabaseURL("postgres://app@/podid?host=/run/postgresql").sslMode == "prefer")
+        #expect(try DatabaseURL("postgres://app@db.example/podid?sslmode=disable").sslMode == "disable")
+        #expect(try DatabaseURL("postgres://app@db.example/podid?sslrootcert=/etc/ssl/db.pem").sslRootCert == "/etc/ssl/db.pem")
+        #expect(throws: DatabaseURL.ParseError.self) { try DatabaseURL("postgres://app@db.example/podid?sslrootcert=db.pem") }
+        #expect(DatabaseURL.isLoopback("127.255.0.1") && !DatabaseURL.isLoopback("127.0.0.1.example") && !DatabaseURL.isLoopback("128.0.0.1"))
     }
 
     @Test("serve requires PODID_DATABASE_URL; a shared owner/runtime URL is warned about")

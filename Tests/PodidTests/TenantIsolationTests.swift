@@ -3,6 +3,7 @@ import Core
 import Foundation
 import Logging
 import PostgresNIO
+import HTTP
 import HTTPTypes
 import Simulators
 import Store
@@ -294,4 +295,187 @@ struct TenantIsolationTests {
             #expect(sims.kube.requestLog.all.isEmpty, "nothing reached the API server: \(sims.kube.requestLog.all.map(\.path))")
         }
     }
+
+    @Test("metrics behind a token when configured: no token, a wrong one or an admin token is 401, the metrics token reads them")
+    func metricsToken() async throws {
+        let metricsToken = "metrics-scrape-token-0123456789abcdefghij"
+        try await withTestApp(configure: { $0.metricsToken = metricsToken }) { client, _ in
+            for token in [nil, "metrics-scrape-token-0123456789abcdefghiX", testAdminToken] {
+                let response = try await client.call(.get, "/metrics", token: token)
+                #expect(response.status == .unauthorized, "\(token ?? "no token"): \(response.body)")
+                #expect(response.headers[.contentType] == "application/problem+json")
+                #expect(!response.body.contains("http_requests"), "no metric shows")
+            }
+            let scraped = try await client.call(.get, "/metrics", token: metricsToken)
+            #expect(scraped.status == .ok, "\(scraped.body)")
+            // The other public paths stay public.
+            #expect(try await client.call(.get, "/healthz").status == .ok)
+        }
+        try await withTestApp { client, _ in
+            let open = try await client.call(.get, "/metrics")
+            #expect(open.status == .ok, "without the setting /metrics is public")
+        }
+    }
+
+    @Test("a token created without expiresAt expires after the default lifetime; 0 days means none")
+    func defaultTokenExpiry() async throws {
+        try await withTestApp { client, _ in
+            try await client.createTeam("data")
+            let created = try await client.call(.post, "/v1/teams/data/tokens", token: testAdminToken, json: #"{"name":"ci","role":"maintainer"}"#)
+            #expect(created.status == .created, "\(created.body)")
+            let expiresAt = try #require((created.json["expiresAt"] as? String).flatMap(Timestamp.parse), "\(created.body)")
+            #expect(abs(expiresAt.timeIntervalSinceNow - 90 * 86_400) < 120, "\(expiresAt)")
+            let chosen = try await client.call(.post, "/v1/tokens", token: testAdminToken,
+                                               json: #"{"name":"dash","role":"auditor","expiresAt":"2099-01-01T00:00:00Z"}"#)
+            #expect((chosen.json["expiresAt"] as? String)?.hasPrefix("2099-01-01") == true, "an explicit expiry wins: \(chosen.body)")
+        }
+        try await withTestApp(configure: { $0.tokenDefaultExpiryDays = 0 }) { client, _ in
+            let created = try await client.call(.post, "/v1/tokens", token: testAdminToken, json: #"{"name":"forever","role":"auditor"}"#)
+            #expect(created.status == .created && (created.json["expiresAt"] == nil || created.json["expiresAt"] is NSNull), "\(created.body)")
+        }
+    }
+
+    @Test("the bootstrap admin token rotates through its file without a restart: the new line works, the removed one stops within seconds, a broken file admits nobody")
+    func bootstrapRotation() async throws {
+        let file = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("podid-admin-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let old = "podid_rotation_old_0123456789abcdefghijklmno"
+        let new = "podid_rotation_new_0123456789abcdefghijklmno"
+        try "\(old)\n".write(to: file, atomically: true, encoding: .utf8)
+        try await withTestApp(configure: { $0.adminToken = nil; $0.adminTokenFile = file.path }) { client, _ in
+            @Sendable func status(_ token: String) async throws -> HTTPResponse.Status {
+                try await client.call(.get, "/v1/teams", token: token).status
+            }
+            #expect(try await status(old) == .ok)
+            #expect(try await status(new) == .unauthorized)
+            try "# rotating\n\(old)\n\(new)\n".write(to: file, atomically: true, encoding: .utf8)
+            #expect(try await eventually(timeout: .seconds(5)) { try await status(new) == .ok }, "the new token works")
+            #expect(try await status(old) == .ok, "both work while clients move")
+            try "\(new)\n".write(to: file, atomically: true, encoding: .utf8)
+            #expect(try await eventually(timeout: .seconds(5)) { try await status(old) == .unauthorized }, "the old token stops")
+            #expect(try await status(new) == .ok)
+            try "short\n".write(to: file, atomically: true, encoding: .utf8)
+            #expect(try await eventually(timeout: .seconds(5)) { try await status(new) == .unauthorized }, "a broken file admits no one")
+        }
+    }
+
+    @Test("rate limits: a looping token gets 429 with Retry-After and nothing done, a team's tokens share one limit, another team is served throughout, and a client that waits as told gets through")
+    func rateLimits() async throws {
+        try await withTestApp(configure: { $0.rateLimitPerToken = 2; $0.rateLimitPerTeam = 3 }) { client, _ in
+            // Bursts of ten seconds' worth: 20 per token, 30 per team.
+            try await client.createTeam("data")
+            try await client.createTeam("web")
+            let first = try await client.createToken(team: "data", role: "maintainer", name: "loop").secret
+            let second = try await client.createToken(team: "data", role: "maintainer", name: "other").secret
+            let web = try await client.createToken(team: "web", role: "viewer").secret
+            var served = 0
+            var refused: TestResponse?
+            for _ in 0..<26 {
+                let response = try await client.call(.get, "/v1/teams/data/identities", token: first)
+                if response.status == .ok { served += 1 } else if response.status == .tooManyRequests { refused = refused ?? response }
+                else { Issue.record("unexpected \(response.status): \(response.body)") }
+            }
+            #expect((20...23).contains(served), "\(served) served")
+            let limited = try #require(refused, "the loop was refused")
+            #expect(limited.headers[.contentType] == "application/problem+json")
+            let retryAfter = try #require(limited.headers[.retryAfter].flatMap { Int($0) }, "\(limited.headers)")
+            #expect(retryAfter >= 1)
+            #expect((limited.json["detail"] as? String)?.contains("this token") == true, "\(limited.body)")
+            #expect(try await client.call(.get, "/v1/teams/web", token: web).status == .ok, "another team is served")
+
+            // A refused write does nothing.
+            let write = try await client.call(.post, "/v1/teams/data/tokens", token: first, json: #"{"name":"more","role":"viewer"}"#)
+            #expect(write.status == .tooManyRequests, "\(write.body)")
+
+            // The team's second token draws on the same team bucket.
+            var teamRefusal: TestResponse?
+            for _ in 0..<20 where teamRefusal == nil {
+                let response = try await client.call(.get, "/v1/teams/data", token: second)
+                if response.status == .tooManyRequests { teamRefusal = response }
+            }
+            let team = try #require(teamRefusal, "the team limit refused the second token")
+            #expect((team.json["detail"] as? String)?.contains("team 'data'") == true, "\(team.body)")
+            #expect(try await client.call(.get, "/v1/teams/web", token: web).status == .ok, "another team is still served")
+
+            try await Task.sleep(for: .seconds(Double(retryAfter) + 0.5))
+            #expect(try await client.call(.get, "/v1/teams/data/identities", token: first).status == .ok, "served again after Retry-After")
+            let tokens = try await client.call(.get, "/v1/teams/data/tokens", token: testAdminToken)
+            #expect(!tokens.body.contains("\"more\""), "the refused write made no token: \(tokens.body)")
+        }
+    }
+
+    @Test("repeated denials fold into one audit event with a count, whatever names the loop varies")
+    func deniedLoop() async throws {
+        try await withTestApp(configure: { $0.auditDenialWindow = 2 }) { client, database in
+            try await client.createTeam("data")
+            try await client.createTeam("web")
+            let viewer = try await client.createToken(team: "web", role: "viewer").secret
+            for index in 0..<30 {
+                let forbidden = try await client.call(.post, "/v1/teams/web/identities", token: viewer, json: identityBody("x\(index)"))
+                #expect(forbidden.status == .forbidden, "\(forbidden.body)")
+                let hidden = try await client.call(.get, "/v1/teams/data/identities/probe\(index)", token: viewer)
+                #expect(hidden.status == .notFound, "\(hidden.body)")
+            }
+            @Sendable func denials() async throws -> [[String: Any]] {
+                let texts = try await database.withOwner { owner in
+                    var rows: [String] = []
+                    let sequence = try await owner.query("SELECT details::text FROM audit_events WHERE action = 'auth.denied' ORDER BY id",
+                                                         logger: TestDatabase.logger)
+                    for try await text in sequence.decode(String.self) { rows.append(text) }
+                    return rows
+                }
+                return texts.map { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] ?? [:] }
+            }
+            let written = try await denials()
+            #expect(written.count == 2, "the first of each is written at once, the rest folded: \(written)")
+            #expect(try await eventually(timeout: .seconds(15)) { try await denials().count == 4 }, "the folds are written when the window ends")
+            let folded = try await denials().filter { $0["folded"] as? Bool == true }
+            #expect(folded.count == 2, "\(folded)")
+            #expect(folded.allSatisfy { ($0["count"] as? Int) == 29 }, "\(folded)")
+            let probes = try #require(folded.first { ($0["status"] as? Int) == 404 })
+            #expect((probes["resources"] as? [String])?.count == 10, "a sample of the names tried: \(probes)")
+        }
+    }
+
+    @Test("an unknown token repeated costs one lookup, not one per request; a new token works at once")
+    func unknownTokenCache() async throws {
+        let memory = InMemoryDatabase()
+        let authenticator = TokenAuthenticator(tokens: memory.tokens, bootstrapAdminToken: nil)
+        let unknown = TokenSecret.generate()
+        for _ in 0..<50 { #expect(try await authenticator.principal(for: unknown) == nil) }
+        #expect(await authenticator.databaseLookups == 1)
+        let secret = TokenSecret.generate()
+        try await memory.tokens.insert(TokenRecord(id: UUID(), name: "new", role: .viewer, team: "web", expiresAt: nil, createdAt: Date(), createdBy: "t"),
+                                       secretHash: TokenSecret.hash(secret))
+        #expect(try await authenticator.principal(for: secret)?.tokenName == "new")
+    }
+
+    @Test("a loop of health check requests coalesces per cluster: one queued sweep, spaced after the last one")
+    func healthCheckLoop() async throws {
+        try await withWorkerApp(configure: { $0.healthCheckSpacing = 10 }) { client, database, sims in
+            try await client.registerSimCluster(sims)
+            try await client.createTeam("payments", policy: bindingPolicy())
+            _ = try await client.call(.post, "/v1/teams/payments/identities", token: testAdminToken, json: identityBody("api"))
+            _ = try await client.call(.post, "/v1/teams/payments/identities/api/bindings", token: testAdminToken,
+                                      json: #"{"name":"web","cluster":"local","selector":"payments-api"}"#)
+            _ = try await client.waitForBinding("payments", "api", "web", state: "ready")
+            let path = "/v1/teams/payments/identities/api/bindings/web/health"
+            #expect(try await client.call(.post, path, token: testAdminToken).status == .accepted)
+            #expect(try await eventually { try await client.call(.get, path, token: testAdminToken).json["observedAt"] is String })
+            for _ in 0..<30 {
+                #expect(try await client.call(.post, path, token: testAdminToken).status == .accepted)
+            }
+            let observed = try #require((try await client.call(.get, path, token: testAdminToken).json["observedAt"] as? String).flatMap(Timestamp.parse))
+            let (queued, runAt) = try await database.withOwner { owner in
+                let rows = try await owner.query(
+                    "SELECT count(*)::int, max(run_at) FROM jobs WHERE kind = 'health.check' AND state = 'queued'", logger: TestDatabase.logger)
+                for try await (count, runAt) in rows.decode((Int, Date?).self) { return (count, runAt) }
+                return (0, nil)
+            }
+            #expect(queued == 1, "\(queued) sweeps queued")
+            let next = try #require(runAt, "one sweep waits")
+            #expect(next >= observed.addingTimeInterval(9), "\(next) vs last sweep \(observed)")
+        }
+    }
 }
+

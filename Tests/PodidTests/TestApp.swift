@@ -14,7 +14,7 @@ let testAdminToken = "podid_test_admin_token_0123456789abcdefghijklmnop"
 
 /// Runs `body` against a podid app on its own migrated database, serving as the runtime role.
 func withTestApp<R: Sendable>(
-    live: Bool = false, _ body: @Sendable (any TestClientProtocol, TestDatabase) async throws -> R
+    live: Bool = false, configure: (inout PodidConfig) -> Void = { _ in }, _ body: @Sendable (any TestClientProtocol, TestDatabase) async throws -> R
 ) async throws -> R {
     let database = try await TestDatabase.make()
     var config = PodidConfig()
@@ -26,6 +26,9 @@ func withTestApp<R: Sendable>(
     config.httpPort = 0
     // No workers: these tests talk to no Azure (tests with workers point them at the simulator).
     config.workers = 0
+    config.rateLimitPerToken = 0
+    config.rateLimitPerTeam = 0
+    configure(&config)
     let app = try PodidApplication.build(
         config: config, registry: PrometheusCollectorRegistry(), logger: Logger(label: "podid.test"))
     do {
