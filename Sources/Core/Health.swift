@@ -146,6 +146,12 @@ public enum HealthEvaluator {
         func add(_ code: FindingCode, _ severity: FindingSeverity, _ message: String, pod: String? = nil, namespace: String? = nil, hint: String) {
             findings.append(Finding(code: code.rawValue, severity: severity, message: message, pod: pod, namespace: namespace, hint: hint, observedAt: now))
         }
+        // What the team's policy no longer allows, known without asking the cluster.
+        let outside = PolicyReview.review(identity, policy: policy) + [PolicyReview.review(binding, cluster: cluster, policy: policy)].compactMap { $0 }
+        for item in outside {
+            add(.outsidePolicy, .warning, "Outside the team's current policy: \(item.message).",
+                hint: "An admin widens the policy again, or removes what is outside it: POST /v1/teams/\(binding.team)/policy/enforce.")
+        }
         if let reason = observed.unreachable {
             add(.clusterUnreachable, .unknown, "podid cannot reach cluster \(cluster.name): \(reason)",
                 hint: "Check the cluster's connection (GET /v1/clusters/\(cluster.name) shows the last connection check).")
@@ -440,4 +446,5 @@ public enum FindingCode: String, Sendable, CaseIterable {
     case nmiNotReady = "NMINotReady"
     case multipleIdentities = "MultipleIdentities"
     case assignmentForMissingPod = "AssignmentForMissingPod"
+    case outsidePolicy = "OutsidePolicy"
 }

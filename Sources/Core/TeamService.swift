@@ -47,8 +47,48 @@ public struct TeamService: Sendable {
         return try await Page.fetch(page, key: { [$0.name] }) { try await database.teams.list(page: $0, only: only) }
     }
 
-    /// Changes a team (admin). `ifMatch` is the version the caller saw, if it sent `If-Match`.
-    public func update(_ name: String, patch: TeamPatch, ifMatch: Int64?, context: CallContext) async throws -> Team {
+    /// Changes a team (admin). `ifMatch` is the version the caller saw, if it sent `If-Match`. When the
+    /// policy changed, also what the team has outside the new one (`PolicyReview`), else nil.
+    public func update(_ name: String, patch: TeamPatch, ifMatch: Int64?, context: CallContext) async throws
+        -> (team: Team, outsidePolicy: [OutsidePolicy]?)
+    {
+        let (team, policyChanged) = try await store(name, patch: patch, ifMatch: ifMatch, context: context)
+        guard policyChanged else { return (team, nil) }
+        return (team, try await PolicyReview.review(team: name, policy: team.policy, in: database))
+    }
+
+    /// Removes what `team` has outside its policy (admin), through the services that own each
+    /// resource, so that each removal is checked, audited and queued as if the admin had asked for
+    /// it: identities the policy no longer places are deleted with their bindings, grants it no
+    /// longer allows are removed, bindings outside it are deleted. Returns what was removed.
+    public func enforcePolicy(_ name: String, context: CallContext) async throws -> [OutsidePolicy] {
+        try await authorizer.requireAdmin(context, team: name, resourceType: "team", resourceName: name)
+        guard let team = try await database.teams.get(name, lock: .none) else { throw DomainError.notFound("team", name) }
+        let found = try await PolicyReview.review(team: name, policy: team.policy, in: database)
+        let identities = IdentityService(database: database)
+        let bindings = BindingService(database: database)
+        let deletedIdentities = Set(found.filter { $0.kind == .identity }.map(\.identity))
+        for item in found where item.kind == .identity {
+            _ = try await identities.delete(team: name, name: item.identity, ifMatch: nil, cascade: true, context: context)
+        }
+        for item in found where item.kind == .binding && !deletedIdentities.contains(item.identity) {
+            guard let binding = item.binding else { continue }
+            _ = try await bindings.delete(team: name, identity: item.identity, name: binding, ifMatch: nil, context: context)
+        }
+        let grants = Dictionary(grouping: found.filter { $0.kind == .grant && !deletedIdentities.contains($0.identity) }, by: \.identity)
+        for (identity, items) in grants.sorted(by: { $0.key < $1.key }) {
+            guard let current = try await database.identities.get(team: name, name: identity, lock: .none) else { continue }
+            let refused = Set(items.compactMap(\.grant))
+            let kept = current.grants.filter { !refused.contains($0) }
+            _ = try await identities.patch(team: name, name: identity, IdentityPatch(grants: kept), ifMatch: nil, context: context)
+        }
+        try await database.audit.append(context.audit(
+            "team.policy.enforced", team: name, resourceType: "team", resourceName: name,
+            details: ["removed": .encoding(found)]))
+        return found
+    }
+
+    func store(_ name: String, patch: TeamPatch, ifMatch: Int64?, context: CallContext) async throws -> (Team, Bool) {
         try await authorizer.requireAdmin(context, team: name, resourceType: "team", resourceName: name)
         var validator = Validator()
         validator.checkTeamDetails(displayName: patch.displayName, contacts: patch.contacts)
@@ -63,12 +103,12 @@ public struct TeamService: Sendable {
             if let displayName = patch.displayName { updated.displayName = displayName }
             if let contacts = patch.contacts { updated.contacts = contacts }
             if let policy = patch.policy { updated.policy = policy.applied(to: current.policy) }
-            if updated == current { return current }
+            if updated == current { return (current, false) }
             updated.version = current.version + 1
             let stored = try await tx.teams.update(updated)
             try await tx.audit.append(context.audit("team.updated", team: name, resourceType: "team", resourceName: name,
                                                     before: .encoding(current), after: .encoding(stored)))
-            return stored
+            return (stored, stored.policy != current.policy)
         }
     }
 

@@ -28,10 +28,18 @@ extension APIHandler {
     public func updateTeam(_ input: Operations.UpdateTeam.Input) async throws -> Operations.UpdateTeam.Output {
         let context = try RequestInfo.context()
         let body = switch input.body { case .json(let body): body }
-        let team = try await teams.update(
+        let (team, outside) = try await teams.update(
             input.path.team, patch: Wire.teamPatch(body), ifMatch: try Wire.ifMatch(input.headers.ifMatch), context: context)
         ResponseAdjustments.setHeader(.eTag, Wire.etag(team.version))
-        return .ok(.init(body: .json(Wire.team(team))))
+        var wire = Wire.team(team)
+        wire.outsidePolicy = outside.map { $0.map(Wire.outsidePolicy) }
+        return .ok(.init(body: .json(wire)))
+    }
+
+    public func enforceTeamPolicy(_ input: Operations.EnforceTeamPolicy.Input) async throws -> Operations.EnforceTeamPolicy.Output {
+        let context = try RequestInfo.context()
+        let removed = try await teams.enforcePolicy(input.path.team, context: context)
+        return .ok(.init(body: .json(.init(removed: removed.map(Wire.outsidePolicy)))))
     }
 
     public func deleteTeam(_ input: Operations.DeleteTeam.Input) async throws -> Operations.DeleteTeam.Output {

@@ -74,6 +74,13 @@ enum Wire {
             createdAt: team.createdAt, updatedAt: team.updatedAt)
     }
 
+    static func outsidePolicy(_ item: OutsidePolicy) -> Components.Schemas.OutsidePolicyItem {
+        .init(
+            kind: Components.Schemas.OutsidePolicyItem.KindPayload(rawValue: item.kind.rawValue) ?? .binding,
+            identity: item.identity, binding: item.binding,
+            grant: item.grant.map { .init(role: $0.role, scope: $0.scope) }, resource: item.resource, message: item.message)
+    }
+
     static func token(_ record: TokenRecord) -> Components.Schemas.Token {
         .init(
             id: record.id.uuidString.lowercased(), name: record.name, role: role(record.role), team: record.team,

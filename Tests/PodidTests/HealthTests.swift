@@ -22,7 +22,7 @@ struct HealthTests {
                                    clientId: "11111111-1111-1111-1111-111111111111", state: .ready, observedGeneration: 1)
     static let binding = Binding(team: "payments", identity: "api", name: "web", cluster: "local", namespace: "aad-broker", selector: "payments-api",
                                  state: .ready, observedGeneration: 1)
-    static let policy = TeamPolicy(subscriptions: [], resourceGroups: [], grants: [], clusters: ["local"], namespaces: ["default"], maxIdentities: 5)
+    static let policy = TeamPolicy(subscriptions: [devSubscription], resourceGroups: ["podid-dev"], grants: [], clusters: ["local"], namespaces: ["default"], maxIdentities: 5)
 
     static func pod(_ name: String, namespace: String = "default", label: String? = "payments-api", node: String = "node-1", ready: Bool = true) -> PodObject {
         var labels: [String: JSONValue] = [:]
@@ -58,7 +58,7 @@ struct HealthTests {
     static func codes(_ change: (inout (pods: [PodObject], assignments: [AzureAssignedIdentityObject], ais: [AzureIdentityObject],
                                        aibs: [AzureIdentityBindingObject], mic: [PodObject], nmi: [PodObject])) -> Void = { _ in },
                       cluster: Cluster = cluster, azure: AzureIdentityObservation = AzureIdentityObservation(exists: true, clientId: identity.clientId),
-                      binding: Binding = binding) -> [String] {
+                      binding: Binding = binding, policy: TeamPolicy = policy) -> [String] {
         var state = healthy()
         change(&state)
         let observed = ClusterObservation(labelledPods: state.pods, assignments: state.assignments, azureIdentities: state.ais,
@@ -69,6 +69,13 @@ struct HealthTests {
 
     @Test("the evaluator: a healthy observation has no findings; each fault its own code; statuses roll up")
     func evaluator() {
+        // A narrowed policy: the cluster, the identity's resource group, a grant no longer allowed.
+        var narrowed = Self.policy
+        narrowed.clusters = []
+        #expect(Self.codes(policy: narrowed) == ["OutsidePolicy"])
+        narrowed = Self.policy
+        narrowed.resourceGroups = ["elsewhere"]
+        #expect(Self.codes(policy: narrowed) == ["OutsidePolicy"])
         #expect(Self.codes() == [])
         #expect(Self.codes { $0.pods = [] ; $0.assignments = [] } == ["NoPodsWithSelector"])
         #expect(Self.codes { $0.assignments = [] } == ["PodWithoutAssignment"])

@@ -477,5 +477,65 @@ struct TenantIsolationTests {
             #expect(next >= observed.addingTimeInterval(9), "\(next) vs last sweep \(observed)")
         }
     }
+
+    @Test("a narrowed policy lists what it no longer allows, reports it as OutsidePolicy, and one admin call removes it: the grant's role assignment, the binding's objects")
+    func narrowedPolicy() async throws {
+        try await withWorkerApp { client, database, sims in
+            try await client.registerSimCluster(sims)
+            try await client.createTeam("data", policy: bindingPolicy(namespaces: ["default"]))
+            try await client.createTeam("web", policy: bindingPolicy())
+            let maintainer = try await client.createToken(team: "data", role: "maintainer").secret
+            let other = try await client.createToken(team: "web", role: "maintainer").secret
+            #expect(try await client.call(.post, "/v1/teams/data/identities", token: maintainer,
+                                          json: identityBody("etl", grants: ["Reader", "Storage Blob Data Reader"])).status == .accepted)
+            for (name, namespace) in [("web", "aad-broker"), ("batch", "default")] {
+                let bound = try await client.call(.post, "/v1/teams/data/identities/etl/bindings", token: maintainer,
+                                                  json: #"{"name":"\#(name)","cluster":"local","namespace":"\#(namespace)"}"#)
+                #expect(bound.status == .accepted, "\(bound.body)")
+            }
+            _ = try await client.waitForBinding("data", "etl", "batch", state: "ready")
+            #expect(try await eventually {
+                try await send("GET", "\(sims.azureURL)/_sim/roleassignments").json.array?.count == 2
+            }, "both grants assigned")
+
+            // The admin narrows the policy: Reader only, no namespaces but the broker's.
+            let narrowed = try await client.call(.patch, "/v1/teams/data", token: testAdminToken,
+                                                 json: #"{"policy":{"grants":[{"role":"Reader","scopePrefix":"\#(devGroupScope)"}],"namespaces":[]}}"#)
+            #expect(narrowed.status == .ok, "\(narrowed.body)")
+            let outside = narrowed.json["outsidePolicy"] as? [[String: Any]] ?? []
+            #expect(Set(outside.compactMap { $0["kind"] as? String }) == ["grant", "binding"], "\(narrowed.body)")
+            #expect(outside.contains { ($0["grant"] as? [String: Any])?["role"] as? String == "Storage Blob Data Reader" }, "\(outside)")
+            #expect(outside.contains { $0["binding"] as? String == "batch" && ($0["message"] as? String)?.contains("default") == true }, "\(outside)")
+            #expect(!outside.contains { $0["binding"] as? String == "web" }, "the broker namespace stays allowed: \(outside)")
+            // A change that leaves the policy alone lists nothing.
+            let renamed = try await client.call(.patch, "/v1/teams/data", token: testAdminToken, json: #"{"displayName":"Data"}"#)
+            #expect(renamed.json["outsidePolicy"] == nil, "\(renamed.body)")
+
+            // The health check says so for the binding outside the policy.
+            let health = try await HealthTests.check(client, binding: "/v1/teams/data/identities/etl/bindings/batch")
+            #expect(HealthTests.codes(health).contains("OutsidePolicy"), "\(health)")
+
+            // Only an admin enforces; another team does not even see the team.
+            #expect(try await client.call(.post, "/v1/teams/data/policy/enforce", token: maintainer).status == .forbidden)
+            #expect(try await client.call(.post, "/v1/teams/data/policy/enforce", token: other).status == .notFound)
+            let enforced = try await client.call(.post, "/v1/teams/data/policy/enforce", token: testAdminToken)
+            #expect(enforced.status == .ok, "\(enforced.body)")
+            #expect((enforced.json["removed"] as? [Any])?.count == 2, "\(enforced.body)")
+            let identity = try await client.waitForIdentity("data", "etl", state: "ready")
+            #expect((identity["grants"] as? [[String: Any]])?.compactMap { $0["role"] as? String } == ["Reader"], "\(identity)")
+            #expect(try await eventually {
+                let assignments = try await send("GET", "\(sims.azureURL)/_sim/roleassignments").json.array ?? []
+                return assignments.count == 1
+            }, "the refused grant's role assignment is deleted in Azure")
+            #expect(try await eventually {
+                try await client.call(.get, "/v1/teams/data/identities/etl/bindings/batch", token: testAdminToken).status == .notFound
+            }, "the binding outside the policy is gone")
+            #expect(try await client.call(.get, "/v1/teams/data/identities/etl/bindings/web", token: testAdminToken).status == .ok)
+            let actions = try await database.auditRows().map(\.action)
+            #expect(actions.contains("team.policy.enforced"), "\(actions)")
+            let again = try await client.call(.post, "/v1/teams/data/policy/enforce", token: testAdminToken)
+            #expect((again.json["removed"] as? [Any])?.isEmpty == true, "\(again.body)")
+        }
+    }
 }
 
