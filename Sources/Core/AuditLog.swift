@@ -15,6 +15,10 @@ public struct AuditFilter: Sendable, Equatable {
     public var since: Date?
     /// Exclusive.
     public var until: Date?
+    /// Whether `team` means the team that has the name now (its id), not every team that had it:
+    /// set for team tokens, so that a team created again under an old name never reads the old
+    /// team's history.
+    public var currentTeamOnly = false
 
     /// Creates a filter.
     public init(team: String? = nil, actor: String? = nil, action: String? = nil, resourceType: String? = nil, resourceName: String? = nil,
@@ -166,6 +170,9 @@ public protocol AuditLog: Sendable {
     func events(_ filter: AuditFilter, page: PageRequest) async throws -> [AuditRecord]
     /// One event.
     func event(id: Int64) async throws -> AuditRecord?
+    /// Whether an event belongs to the team that has its team's name now (always for events of no
+    /// team): false for the events of an earlier team of that name.
+    func isOfCurrentTeam(id: Int64) async throws -> Bool
     /// Every event matching `filter`, newest first, read from the database as the consumer pulls
     /// (constant memory, however many there are).
     func export(_ filter: AuditFilter) async throws -> AuditRecords
@@ -199,6 +206,7 @@ public struct AuditService: Sendable {
                 throw try await authorizer.deny(context, .notFound("team", team), team: team, resourceType: "audit", resourceName: nil)
             }
             filter.team = principal.team
+            filter.currentTeamOnly = true
         }
         return filter
     }
@@ -238,7 +246,15 @@ public struct AuditService: Sendable {
     public func get(_ id: String, context: CallContext) async throws -> AuditRecord {
         guard let number = Int64(id), let record = try await log.event(id: number) else { throw DomainError.notFound("audit event", id) }
         let principal = context.principal
-        if !principal.role.isPlatformRole && record.draft.team != principal.team {
+        let visible: Bool
+        if principal.role.isPlatformRole {
+            visible = true
+        } else if record.draft.team != principal.team {
+            visible = false
+        } else {
+            visible = try await log.isOfCurrentTeam(id: number)
+        }
+        if !visible {
             throw try await authorizer.deny(context, .notFound("audit event", id), team: record.draft.team, resourceType: "audit", resourceName: id)
         }
         return record

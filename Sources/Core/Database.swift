@@ -148,7 +148,11 @@ public protocol JobRows: Sendable {
     func cancel(dedupeKey: String, states: Set<JobState>, reason: String) async throws
     /// One job.
     func get(_ id: UUID, lock: RowLock) async throws -> Job?
-    /// Jobs matching `filter`, newest first, after `[microseconds since 1970 of createdAt, id]`.
+    /// Whether a job belongs to the team that has its team's name now (always for jobs of no team):
+    /// false for the jobs of an earlier team of the name.
+    func isOfCurrentTeam(_ id: UUID) async throws -> Bool
+    /// Jobs matching `filter` (its team: the team that has the name now), newest first, after
+    /// `[microseconds since 1970 of createdAt, id]`.
     func list(_ filter: JobFilter, page: PageRequest) async throws -> [Job]
     /// Queues a job again now with fresh attempts.
     func requeue(_ id: UUID) async throws -> Job

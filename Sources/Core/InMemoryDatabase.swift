@@ -463,11 +463,20 @@ struct MemoryJobs: JobRows {
 
     func get(_ id: UUID, lock: RowLock) async throws -> Job? { try access.read { $0.jobs[id] } }
 
+    func isOfCurrentTeam(_ id: UUID) async throws -> Bool {
+        try access.read { snapshot in
+            guard let job = snapshot.jobs[id] else { return false }
+            guard let team = job.team else { return true }
+            return snapshot.teams[team].map { job.createdAt >= $0.createdAt } ?? false
+        }
+    }
+
     func list(_ filter: JobFilter, page: PageRequest) async throws -> [Job] {
         let position = try TimeCursor.position(page)
         return try access.read { snapshot in
             MemoryAccess.page(snapshot.jobsNewestFirst, after: { job in
-                guard filter.team == nil || job.team == filter.team, filter.state == nil || job.state == filter.state,
+                let current = filter.team.map { name in snapshot.teams[name].map { job.team == name && job.createdAt >= $0.createdAt } ?? false } ?? true
+                guard current, filter.state == nil || job.state == filter.state,
                       filter.kind == nil || job.kind == filter.kind, filter.resource == nil || job.resource == filter.resource
                 else { return false }
                 guard let position else { return true }

@@ -34,8 +34,16 @@ public struct JobService: Sendable {
         guard let job else { throw DomainError.notFound("job", id) }
         if let team = job.team {
             try await authorizer.requireRead(context, team: team, resourceType: "job", resourceName: id)
+            try await requireCurrentTeam(job, team: team, context: context)
         }
         return job
+    }
+
+    /// A team token sees only the jobs of its own team, not those of an earlier team of the same name.
+    func requireCurrentTeam(_ job: Job, team: String, context: CallContext) async throws {
+        guard !context.principal.role.isPlatformRole, !(try await database.jobs.isOfCurrentTeam(job.id)) else { return }
+        let id = job.id.uuidString.lowercased()
+        throw try await authorizer.deny(context, .notFound("job", id), team: team, resourceType: "job", resourceName: id)
     }
 
     /// Queues a failed job again (admin, or a maintainer of the job's team).
@@ -43,6 +51,7 @@ public struct JobService: Sendable {
         guard let job = try await find(id) else { throw DomainError.notFound("job", id) }
         if let team = job.team {
             try await authorizer.requireManage(context, team: team, resourceType: "job", resourceName: id)
+            try await requireCurrentTeam(job, team: team, context: context)
         } else {
             try await authorizer.requireAdmin(context, team: nil, resourceType: "job", resourceName: id)
         }

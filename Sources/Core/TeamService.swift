@@ -118,9 +118,10 @@ public struct TeamService: Sendable {
         try await database.transaction { tx in
             guard let current = try await tx.teams.get(name, lock: .update) else { throw DomainError.notFound("team", name) }
             try Precondition.check(ifMatch, current: current.version, stale: Self.stale(name))
-            try await tx.teams.delete(name)
+            // The event first: it belongs to the team being deleted (its id), not to a later one of the name.
             try await tx.audit.append(context.audit("team.deleted", team: name, resourceType: "team", resourceName: name,
                                                     before: .encoding(current)))
+            try await tx.teams.delete(name)
         }
     }
 

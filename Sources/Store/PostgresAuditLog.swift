@@ -92,7 +92,13 @@ public struct PostgresAuditLog: AuditLog, AuditSealing {
             binds.append(value)
             parts.append(template("$\(binds.count)"))
         }
-        if let team = filter.team { add({ "e.team = \($0)" }, team) }
+        if let team = filter.team {
+            if filter.currentTeamOnly {
+                add({ "e.team_id = (SELECT t.id FROM teams AS t WHERE t.name = \($0))" }, team)
+            } else {
+                add({ "e.team = \($0)" }, team)
+            }
+        }
         if let actor = filter.actor { add({ "e.actor = \($0)" }, actor) }
         if let action = filter.action {
             if filter.actionIsPrefix {
@@ -145,6 +151,15 @@ public struct PostgresAuditLog: AuditLog, AuditSealing {
         try await database.rows(
             "SELECT \(unescaped: Self.columns) FROM audit_events e LEFT JOIN audit_seals s ON s.event_id = e.id WHERE e.id = \(id)"
         ).first.map { try Row($0).record }
+    }
+
+    public func isOfCurrentTeam(id: Int64) async throws -> Bool {
+        let rows = try await database.rows(
+            """
+            SELECT e.team IS NULL OR e.team_id IS NOT DISTINCT FROM (SELECT t.id FROM teams AS t WHERE t.name = e.team)
+            FROM audit_events e WHERE e.id = \(id)
+            """)
+        return try rows.first?.decode(Bool.self) ?? false
     }
 
     public func export(_ filter: AuditFilter) async throws -> AuditRecords {

@@ -258,13 +258,22 @@ struct PostgresJobRows: JobRows {
         return try PostgresJobQueue.decode(row)
     }
 
+    func isOfCurrentTeam(_ id: UUID) async throws -> Bool {
+        let rows = try await executor.rows(
+            """
+            SELECT j.team IS NULL OR j.team_id IS NOT DISTINCT FROM (SELECT t.id FROM teams AS t WHERE t.name = j.team)
+            FROM jobs AS j WHERE j.id = \(id)
+            """)
+        return try rows.first?.decode(Bool.self) ?? false
+    }
+
     func list(_ filter: JobFilter, page: PageRequest) async throws -> [Job] {
         let afterMicros = page.after.flatMap { Int64($0[0]) }
         let afterId = page.after.flatMap { UUID(uuidString: $0[1]) }
         return try await executor.rows(
             """
             SELECT \(unescaped: PostgresJobQueue.columns) FROM jobs
-            WHERE (\(filter.team)::text IS NULL OR team = \(filter.team))
+            WHERE (\(filter.team)::text IS NULL OR team_id = (SELECT t.id FROM teams AS t WHERE t.name = \(filter.team)))
               AND (\(filter.state?.rawValue)::text IS NULL OR state = \(filter.state?.rawValue))
               AND (\(filter.kind)::text IS NULL OR kind = \(filter.kind))
               AND (\(filter.resource)::text IS NULL OR resource = \(filter.resource))

@@ -537,5 +537,53 @@ struct TenantIsolationTests {
             #expect((again.json["removed"] as? [Any])?.isEmpty == true, "\(again.body)")
         }
     }
+
+    @Test("a team created again under an old name reads none of the old team's history: audit events, their ids, jobs and retries are 404; admins still see it all, and the chain verifies")
+    func reusedTeamName() async throws {
+        try await withWorkerApp { client, database, _ in
+            try await client.createTeam("data", policy: devPolicy())
+            let oldToken = try await client.createToken(team: "data", role: "maintainer", name: "old").secret
+            #expect(try await client.call(.post, "/v1/teams/data/identities", token: oldToken, json: identityBody("secret-etl")).status == .accepted)
+            _ = try await client.waitForIdentity("data", "secret-etl", state: "ready")
+            let oldEvents = try await client.call(.get, "/v1/audit?limit=100", token: oldToken).items
+            let oldEvent = try #require(oldEvents.first { $0["action"] as? String == "identity.created" }?["id"], "\(oldEvents)")
+            let oldJob = try #require(try await client.call(.get, "/v1/jobs", token: oldToken).items.first?["id"] as? String)
+            #expect(try await client.call(.delete, "/v1/teams/data/identities/secret-etl", token: testAdminToken).status == .accepted)
+            #expect(try await eventually {
+                try await client.call(.get, "/v1/teams/data/identities/secret-etl", token: testAdminToken).status == .notFound
+            })
+            #expect(try await client.call(.delete, "/v1/teams/data", token: testAdminToken).status == .noContent)
+
+            // Someone else's team gets the name.
+            try await client.createTeam("data", policy: devPolicy())
+            let newToken = try await client.createToken(team: "data", role: "maintainer", name: "new").secret
+            let events = try await client.call(.get, "/v1/audit?limit=200", token: newToken)
+            #expect(events.status == .ok)
+            #expect(!events.body.contains("secret-etl"), "no event of the old team: \(events.body)")
+            #expect(events.items.contains { $0["action"] as? String == "team.created" }, "the new team's own history: \(events.body)")
+            #expect(try await client.call(.get, "/v1/audit/\(oldEvent)", token: newToken).status == .notFound)
+            let export = try await client.call(.get, "/v1/audit?team=data&action=identity.", token: newToken)
+            #expect(export.items.isEmpty, "\(export.body)")
+            let jobs = try await client.call(.get, "/v1/jobs", token: newToken)
+            #expect(!jobs.body.contains(oldJob) && !jobs.body.contains("secret-etl"), "\(jobs.body)")
+            #expect(try await client.call(.get, "/v1/jobs/\(oldJob)", token: newToken).status == .notFound)
+            #expect(try await client.call(.post, "/v1/jobs/\(oldJob)/retry", token: newToken).status == .notFound)
+
+            // The platform keeps the whole history under the name, and sealed events still verify.
+            let all = try await client.call(.get, "/v1/audit?team=data&limit=200", token: testAdminToken)
+            #expect(all.body.contains("secret-etl"), "\(all.body)")
+            #expect(try await client.call(.get, "/v1/jobs/\(oldJob)", token: testAdminToken).status == .ok)
+            #expect(try await eventually {
+                try await client.call(.get, "/v1/audit/verify", token: testAdminToken).json["ok"] as? Bool == true
+            })
+            let ids = try await database.withOwner { owner in
+                var count = 0
+                for try await _ in try await owner.query("SELECT DISTINCT team_id FROM audit_events WHERE team = 'data' AND team_id IS NOT NULL",
+                                                         logger: TestDatabase.logger) { count += 1 }
+                return count
+            }
+            #expect(ids == 2, "two teams of one name, two ids")
+        }
+    }
 }
 
