@@ -185,8 +185,9 @@ public enum PodidApplication {
     }
 
     /// Registers (or updates) the simulated cluster as `local` for `podid dev`: a token connection to
-    /// the Kubernetes simulator. Its connection check runs as a job, as for any cluster.
+    /// the Kubernetes simulator, in the simulated MIC's mode (`PODID_SIM_MIC_MODE`, namespaced unless set). Its connection check runs as a job, as for any cluster.
     public static func registerDevCluster(config: PodidConfig, apiServer: String, tokenFile: String, logger: Logger) async throws {
+        let micMode = MICMode(rawValue: config.simMicMode) ?? .namespaced
         let url = try config.requireDatabaseURL()
         try await withClient(url, logger: logger) { client in
             let database = PostgresStore(pool: PostgresPool(client: client, logger: logger, connectionWait: .seconds(config.databaseConnectWait)))
@@ -197,14 +198,18 @@ public enum PodidApplication {
             }
             try await database.transaction { tx in
                 if var current = try await tx.clusters.get("local", lock: .update) {
-                    guard current.apiServer != apiServer || current.connection != connection else { return }
+                    guard current.apiServer != apiServer || current.connection != connection || current.micMode != micMode else { return }
                     current.apiServer = apiServer
                     current.connection = connection
+                    current.micMode = micMode
+                    try await ClusterSharing.checkCluster(current, field: "PODID_SIM_MIC_MODE", in: tx)
                     current.version += 1
                     let stored = try await tx.clusters.update(current)
                     try await tx.enqueue(ClusterCheck.job(stored.name, requestId: nil), audited: audit("cluster.updated"))
                 } else {
-                    let stored = try await tx.clusters.insert(Cluster(name: "local", apiServer: apiServer, connection: connection))
+                    let cluster = Cluster(name: "local", apiServer: apiServer, connection: connection, micMode: micMode)
+                    try await ClusterSharing.checkCluster(cluster, field: "PODID_SIM_MIC_MODE", in: tx)
+                    let stored = try await tx.clusters.insert(cluster)
                     try await tx.enqueue(ClusterCheck.job(stored.name, requestId: nil), audited: audit("cluster.created"))
                 }
             }

@@ -80,9 +80,10 @@ public struct PodidConfig: Sendable {
     public var simAzurePort = 8081
     /// `PODID_SIM_KUBE_PORT`: the Kubernetes simulator's port.
     public var simKubePort = 8082
-    /// `PODID_SIM_MIC_MODE`: `cluster` (the simulated MIC matches pods in every namespace) or
-    /// `namespaced` (only in the binding's namespace, MIC's --forceNamespaced).
-    public var simMicMode = "cluster"
+    /// `PODID_SIM_MIC_MODE`: `namespaced` (the simulated MIC matches only pods in the binding's
+    /// namespace, MIC's --forceNamespaced: what a cluster that teams share runs) or `cluster` (pods
+    /// in every namespace). `podid dev` registers `local` in the same mode.
+    public var simMicMode = "namespaced"
     /// `PODID_AZURE_TENANT_ID` (else `AZURE_TENANT_ID`): the tenant of podid's own Azure identity.
     public var azureTenantId: String?
     /// `PODID_AZURE_CLIENT_ID` (else `AZURE_CLIENT_ID`): podid's own client id.

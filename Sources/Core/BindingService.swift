@@ -48,7 +48,7 @@ public struct BindingService: Sendable {
         validator.check(!request.cluster.isEmpty, "cluster", "is required: the name of a cluster (GET /v1/clusters lists them)")
         try validator.throwIfInvalid()
         guard let cluster = try await database.clusters.get(request.cluster, lock: .none) else { throw Self.noCluster(request.cluster) }
-        let namespace = request.namespace ?? cluster.brokerNamespace
+        let namespace = try request.namespace ?? Self.defaultNamespace(cluster, policy: owner.policy)
         try Self.checkPolicy(owner.policy, cluster: cluster, namespace: namespace)
         try Self.checkBindable(parent)
         var binding = Binding(
@@ -60,12 +60,12 @@ public struct BindingService: Sendable {
                                   details: ["cluster": .string(cluster.name), "namespace": .string(namespace), "selector": .string(binding.selector)])
         return try await database.transaction { [binding] tx in
             // The cluster's row lock makes the selector check and the insert one step per cluster.
-            guard try await tx.clusters.get(binding.cluster, lock: .update) != nil else { throw Self.noCluster(binding.cluster) }
+            guard let locked = try await tx.clusters.get(binding.cluster, lock: .update) else { throw Self.noCluster(binding.cluster) }
             guard let parent = try await tx.identities.get(team: team, name: identity, lock: .share) else {
                 throw DomainError.notFound("identity", identity)
             }
             try Self.checkBindable(parent)
-            try await Self.checkSelector(binding, in: tx)
+            try await Self.checkSelector(binding, cluster: locked, in: tx)
             let stored = try await tx.bindings.insert(binding)
             var created = event
             created.after = .encoding(stored)
@@ -99,7 +99,7 @@ public struct BindingService: Sendable {
                 throw DomainError.notFound("binding", name)
             }
             // Lock order as in create: the cluster (selector check), then the binding.
-            _ = try await tx.clusters.get(located.cluster, lock: .update)
+            let locked = try await tx.clusters.get(located.cluster, lock: .update)
             guard let current = try await tx.bindings.get(team: team, identity: identity, name: name, lock: .update) else {
                 throw DomainError.notFound("binding", name)
             }
@@ -116,7 +116,7 @@ public struct BindingService: Sendable {
             guard let selector, selector != current.selector else { return (current, false) }
             var updated = current
             updated.selector = selector
-            try await Self.checkSelector(updated, in: tx)
+            try await Self.checkSelector(updated, cluster: locked, in: tx)
             ResourceLifecycle.apply(.changed, to: &updated)
             let stored = try await tx.bindings.update(updated)
             try await tx.enqueue(BindingApply.job(stored, requestId: context.requestId),
@@ -234,15 +234,37 @@ public struct BindingService: Sendable {
         try validator.throwIfInvalid()
     }
 
-    /// Refuses a selector another team uses in the cluster: pods are matched by selector alone. The
-    /// caller holds the cluster's row lock, so two teams cannot take one selector at the same moment.
-    static func checkSelector(_ binding: Binding, in tx: any Records) async throws {
-        let others = try await tx.bindings.teams(usingSelector: binding.selector, cluster: binding.cluster, excludingTeam: binding.team)
+    /// Refuses a selector another team uses where MIC matches this binding's pods: the whole cluster
+    /// in `cluster` mode, the binding's namespace in `namespaced` mode (pods are matched by their
+    /// label alone). The answer says the selector is taken there, never by whom. The caller holds the
+    /// cluster's row lock, so two teams cannot take one selector at the same moment.
+    static func checkSelector(_ binding: Binding, cluster: Cluster?, in tx: any Records) async throws {
+        let namespaced = cluster?.micMode == .namespaced
+        let others = try await tx.bindings.teams(usingSelector: binding.selector, cluster: binding.cluster,
+                                                 namespace: namespaced ? binding.namespace : nil, excludingTeam: binding.team)
         if !others.isEmpty {
+            let place = namespaced ? "namespace \(binding.namespace) of cluster \(binding.cluster)" : "cluster \(binding.cluster)"
             throw DomainError(
                 .conflict,
-                "Selector '\(binding.selector)' is used by another team in cluster \(binding.cluster); pods are matched by selector alone, so choose another one.",
-                fields: [FieldProblem("selector", "is used by another team in cluster \(binding.cluster)")])
+                "Selector '\(binding.selector)' cannot be used in \(place): pods there are matched by their label alone and this one is taken. Choose another, or leave selector out for one that cannot be guessed.",
+                fields: [FieldProblem("selector", "cannot be used in \(place); choose another, or leave it out")])
+        }
+    }
+
+    /// Where a binding goes when the request names no namespace: the broker namespace in `cluster`
+    /// mode; in `namespaced` mode the pods' namespace, which is the team's only policy namespace
+    /// (422 when the policy allows several or none).
+    static func defaultNamespace(_ cluster: Cluster, policy: TeamPolicy) throws -> String {
+        switch cluster.micMode {
+        case .cluster:
+            return cluster.brokerNamespace
+        case .namespaced:
+            guard policy.namespaces.count == 1 else {
+                throw DomainError.invalid([FieldProblem(
+                    "namespace",
+                    "is required: cluster \(cluster.name) runs MIC namespaced, so the binding goes in the namespace where its pods run; allowed: \(IdentityRules.describe(policy.namespaces))")])
+            }
+            return policy.namespaces[0]
         }
     }
 

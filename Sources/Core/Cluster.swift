@@ -89,6 +89,9 @@ public struct Cluster: Sendable, Equatable, Codable {
     /// `cluster` (MIC's default: bindings match pods in every namespace) or `namespaced`
     /// (`--forceNamespaced`: only pods in the binding's namespace).
     public var micMode: MICMode
+    /// Whether the teams whose policies list this cluster are one tenant, who may see each other's
+    /// pods' identities: only then may a `cluster`-mode cluster be in more than one team's policy.
+    public var singleTeam: Bool
     public var nodeResourceGroup: String?
     public var kubeletIdentity: KubeletIdentity?
     public var status: ClusterStatus?
@@ -99,13 +102,14 @@ public struct Cluster: Sendable, Equatable, Codable {
 
     /// Creates a cluster.
     public init(name: String, apiServer: String?, connection: ClusterConnection, brokerNamespace: String = "aad-broker",
-                micMode: MICMode = .cluster, nodeResourceGroup: String? = nil, kubeletIdentity: KubeletIdentity? = nil,
+                micMode: MICMode = .cluster, singleTeam: Bool = false, nodeResourceGroup: String? = nil, kubeletIdentity: KubeletIdentity? = nil,
                 status: ClusterStatus? = nil, version: Int64 = 1, createdAt: Date = Date(), updatedAt: Date = Date()) {
         self.name = name
         self.apiServer = apiServer
         self.connection = connection
         self.brokerNamespace = brokerNamespace
         self.micMode = micMode
+        self.singleTeam = singleTeam
         self.nodeResourceGroup = nodeResourceGroup
         self.kubeletIdentity = kubeletIdentity
         self.status = status
@@ -128,16 +132,18 @@ public struct ClusterPatch: Sendable, Equatable {
     public var connection: ClusterConnection?
     public var brokerNamespace: String?
     public var micMode: MICMode?
+    public var singleTeam: Bool?
     public var nodeResourceGroup: String??
     public var kubeletIdentity: KubeletIdentity??
 
     /// Creates a patch.
     public init(apiServer: String?? = nil, connection: ClusterConnection? = nil, brokerNamespace: String? = nil, micMode: MICMode? = nil,
-                nodeResourceGroup: String?? = nil, kubeletIdentity: KubeletIdentity?? = nil) {
+                singleTeam: Bool? = nil, nodeResourceGroup: String?? = nil, kubeletIdentity: KubeletIdentity?? = nil) {
         self.apiServer = apiServer
         self.connection = connection
         self.brokerNamespace = brokerNamespace
         self.micMode = micMode
+        self.singleTeam = singleTeam
         self.nodeResourceGroup = nodeResourceGroup
         self.kubeletIdentity = kubeletIdentity
     }

@@ -23,6 +23,7 @@ public struct ClusterService: Sendable {
         cluster.status = nil
         let event = context.audit("cluster.created", team: nil, resourceType: "cluster", resourceName: cluster.name)
         return try await database.transaction { [cluster] tx in
+            try await ClusterSharing.checkCluster(cluster, field: "micMode", in: tx)
             let stored = try await tx.clusters.insert(cluster)
             var created = event
             created.after = .encoding(stored)
@@ -53,10 +54,14 @@ public struct ClusterService: Sendable {
             if let connection = patch.connection { updated.connection = connection }
             if let broker = patch.brokerNamespace { updated.brokerNamespace = broker }
             if let mode = patch.micMode { updated.micMode = mode }
+            if let single = patch.singleTeam { updated.singleTeam = single }
             if let group = patch.nodeResourceGroup { updated.nodeResourceGroup = group }
             if let kubelet = patch.kubeletIdentity { updated.kubeletIdentity = kubelet }
             try ClusterRules.validate(updated, credentials: credentials)
             if updated == current { return current }
+            if !ClusterSharing.allows(updated, teams: 2) && ClusterSharing.allows(current, teams: 2) {
+                try await ClusterSharing.checkCluster(updated, field: patch.singleTeam == false ? "singleTeam" : "micMode", in: tx)
+            }
             updated.version = current.version + 1
             let stored = try await tx.clusters.update(updated)
             try await tx.enqueue(ClusterCheck.job(name, requestId: context.requestId),

@@ -114,8 +114,8 @@ public protocol BindingRows: Sendable {
     func siblings(of binding: Binding) async throws -> [Binding]
     /// Bindings (not being deleted) whose objects are still under an older naming scheme.
     func underOldNaming(limit: Int) async throws -> [Binding]
-    /// The teams other than `excludingTeam` whose bindings use `selector` in `cluster`.
-    func teams(usingSelector selector: String, cluster: String, excludingTeam: String) async throws -> [String]
+    /// The teams other than `excludingTeam` whose bindings use `selector` in `cluster` (in `namespace` when given).
+    func teams(usingSelector selector: String, cluster: String, namespace: String?, excludingTeam: String) async throws -> [String]
     /// Inserts a binding (generation 1).
     func insert(_ binding: Binding) async throws -> Binding
     /// Writes everything about the binding but its key, place and creation time.

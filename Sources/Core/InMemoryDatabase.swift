@@ -335,9 +335,11 @@ struct MemoryBindings: BindingRows {
         }
     }
 
-    func teams(usingSelector selector: String, cluster: String, excludingTeam: String) async throws -> [String] {
+    func teams(usingSelector selector: String, cluster: String, namespace: String?, excludingTeam: String) async throws -> [String] {
         try access.read { snapshot in
-            Set(snapshot.bindings.values.filter { $0.cluster == cluster && $0.selector == selector && $0.team != excludingTeam }.map(\.team))
+            Set(snapshot.bindings.values.filter {
+                $0.cluster == cluster && $0.selector == selector && $0.team != excludingTeam && (namespace == nil || $0.namespace == namespace)
+            }.map(\.team))
                 .sorted()
         }
     }

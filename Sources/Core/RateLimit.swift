@@ -47,11 +47,14 @@ public final class RateLimiter: Sendable {
         self.perTeam = perTeam
     }
 
-    /// Takes one request from `principal`'s buckets, or says which limit refuses it.
+    /// Takes one request from `principal`'s buckets, or says which limit refuses it. The bootstrap
+    /// admin token (from configuration, no token id) is the operator's way in during an incident
+    /// and is never limited.
     public func admit(_ principal: Principal, now: ContinuousClock.Instant = .now) -> Refusal? {
+        guard let tokenId = principal.tokenId else { return nil }
         var draws: [(key: String, limit: RateLimit, scope: String)] = []
         if let perToken {
-            draws.append(("token:\(principal.tokenId?.uuidString ?? "bootstrap:\(principal.tokenName)")", perToken, "token"))
+            draws.append(("token:\(tokenId.uuidString)", perToken, "token"))
         }
         if let perTeam, let team = principal.team {
             draws.append(("team:\(team)", perTeam, "team"))

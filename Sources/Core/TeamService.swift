@@ -25,6 +25,7 @@ public struct TeamService: Sendable {
             policy: (request.policy ?? TeamPolicyPatch()).applied(to: .empty), version: 1, createdAt: now, updatedAt: now)
         let event = context.audit("team.created", team: team.name, resourceType: "team", resourceName: team.name)
         return try await database.transaction { tx in
+            try await ClusterSharing.checkPolicy(team: team.name, adding: team.policy.clusters, all: team.policy.clusters, in: tx)
             let stored = try await tx.teams.insert(team)
             var created = event
             created.after = .encoding(stored)
@@ -104,6 +105,8 @@ public struct TeamService: Sendable {
             if let contacts = patch.contacts { updated.contacts = contacts }
             if let policy = patch.policy { updated.policy = policy.applied(to: current.policy) }
             if updated == current { return (current, false) }
+            let added = updated.policy.clusters.filter { !current.policy.clusters.contains($0) }
+            try await ClusterSharing.checkPolicy(team: name, adding: added, all: updated.policy.clusters, in: tx)
             updated.version = current.version + 1
             let stored = try await tx.teams.update(updated)
             try await tx.audit.append(context.audit("team.updated", team: name, resourceType: "team", resourceName: name,

@@ -55,7 +55,8 @@ extension Wire {
     static func cluster(_ cluster: Cluster) -> Components.Schemas.Cluster {
         .init(
             name: cluster.name, apiServer: cluster.apiServer, connection: connection(cluster.connection),
-            brokerNamespace: cluster.brokerNamespace, micMode: micMode(cluster.micMode), nodeResourceGroup: cluster.nodeResourceGroup,
+            brokerNamespace: cluster.brokerNamespace, micMode: micMode(cluster.micMode), singleTeam: cluster.singleTeam,
+            nodeResourceGroup: cluster.nodeResourceGroup,
             kubeletIdentity: cluster.kubeletIdentity.map { .init(resourceId: $0.resourceId, clientId: $0.clientId, objectId: $0.objectId) },
             status: cluster.status.map { status in
                 .init(reachable: status.reachable, crdsServed: status.crdsServed, servedKinds: status.servedKinds,
@@ -69,13 +70,13 @@ extension Wire {
         Cluster(
             name: wire.name, apiServer: wire.apiServer, connection: try connection(wire.connection),
             brokerNamespace: wire.brokerNamespace ?? "aad-broker", micMode: wire.micMode.map(micMode) ?? .cluster,
-            nodeResourceGroup: wire.nodeResourceGroup, kubeletIdentity: wire.kubeletIdentity.map(kubelet))
+            singleTeam: wire.singleTeam ?? false, nodeResourceGroup: wire.nodeResourceGroup, kubeletIdentity: wire.kubeletIdentity.map(kubelet))
     }
 
     static func clusterPatch(_ wire: Components.Schemas.ClusterPatch) throws -> ClusterPatch {
         ClusterPatch(
             apiServer: wire.apiServer.map { $0.isEmpty ? nil : $0 }, connection: try wire.connection.map(connection),
-            brokerNamespace: wire.brokerNamespace, micMode: wire.micMode.map(micMode),
+            brokerNamespace: wire.brokerNamespace, micMode: wire.micMode.map(micMode), singleTeam: wire.singleTeam,
             nodeResourceGroup: wire.nodeResourceGroup.map { $0.isEmpty ? nil : $0 },
             kubeletIdentity: wire.kubeletIdentity.map { wire in
                 let kubelet = Self.kubelet(wire)

@@ -77,11 +77,12 @@ struct PostgresBindingRows: BindingRows {
         ).map(Self.decode)
     }
 
-    func teams(usingSelector selector: String, cluster: String, excludingTeam: String) async throws -> [String] {
+    func teams(usingSelector selector: String, cluster: String, namespace: String?, excludingTeam: String) async throws -> [String] {
         try await executor.rows(
             """
             SELECT DISTINCT team FROM bindings
             WHERE cluster = \(cluster) AND selector = \(selector) AND team <> \(excludingTeam)
+              AND (\(namespace)::text IS NULL OR namespace = \(namespace))
             ORDER BY team
             """
         ).map { try $0.decode(String.self) }

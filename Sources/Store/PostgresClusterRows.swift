@@ -8,7 +8,7 @@ struct PostgresClusterRows: ClusterRows {
 
     static let columns = """
         name, api_server, connection::text, broker_namespace, mic_mode, node_resource_group, kubelet_identity::text,
-        status::text, version, created_at, updated_at
+        status::text, version, created_at, updated_at, single_team
         """
 
     static func decode(_ row: PostgresRow) throws -> Cluster {
@@ -25,7 +25,8 @@ struct PostgresClusterRows: ClusterRows {
         return Cluster(
             name: try cells[0].decode(String.self), apiServer: try cells[1].decode(String?.self),
             connection: try json(2, ClusterConnection.self) ?? .inCluster, brokerNamespace: try cells[3].decode(String.self),
-            micMode: MICMode(rawValue: try cells[4].decode(String.self)) ?? .cluster, nodeResourceGroup: try cells[5].decode(String?.self),
+            micMode: MICMode(rawValue: try cells[4].decode(String.self)) ?? .cluster, singleTeam: try cells[11].decode(Bool.self),
+            nodeResourceGroup: try cells[5].decode(String?.self),
             kubeletIdentity: try json(6, KubeletIdentity.self), status: try json(7, ClusterStatus.self),
             version: try cells[8].decode(Int64.self), createdAt: try cells[9].decode(Date.self), updatedAt: try cells[10].decode(Date.self))
     }
@@ -47,9 +48,10 @@ struct PostgresClusterRows: ClusterRows {
     func insert(_ cluster: Cluster) async throws -> Cluster {
         let rows = try await executor.rows(
             """
-            INSERT INTO clusters (name, api_server, connection, broker_namespace, mic_mode, node_resource_group, kubelet_identity)
+            INSERT INTO clusters (name, api_server, connection, broker_namespace, mic_mode, node_resource_group, kubelet_identity, single_team)
             VALUES (\(cluster.name), \(cluster.apiServer), \(Self.json(cluster.connection))::jsonb, \(cluster.brokerNamespace),
-                    \(cluster.micMode.rawValue), \(cluster.nodeResourceGroup), \(cluster.kubeletIdentity.map { Self.json($0) })::jsonb)
+                    \(cluster.micMode.rawValue), \(cluster.nodeResourceGroup), \(cluster.kubeletIdentity.map { Self.json($0) })::jsonb,
+                    \(cluster.singleTeam))
             RETURNING \(unescaped: Self.columns)
             """)
         return try Self.decode(rows[0])
@@ -61,6 +63,7 @@ struct PostgresClusterRows: ClusterRows {
             """
             UPDATE clusters SET api_server = \(cluster.apiServer), connection = \(Self.json(cluster.connection))::jsonb,
                    broker_namespace = \(cluster.brokerNamespace), mic_mode = \(cluster.micMode.rawValue),
+                   single_team = \(cluster.singleTeam),
                    node_resource_group = \(cluster.nodeResourceGroup),
                    kubelet_identity = \(cluster.kubeletIdentity.map { Self.json($0) })::jsonb,
                    status = \(cluster.status.map { Self.json($0) })::jsonb,

@@ -156,14 +156,14 @@ struct DevBanner {
               curl -s \(base)/v1/teams/payments/identities/orders-api -H "Authorization: Bearer $TOKEN"
               curl -s '\(base)/v1/jobs?team=payments' -H "Authorization: Bearer $TOKEN"
               curl -s 'http://\(simHost):\(azurePort)\(group)/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=2023-01-31' -H 'Authorization: Bearer dev'
+              kubectl --server http://\(simHost):\(kubePort) create namespace payments
               curl -s -X POST \(base)/v1/teams/payments/identities/orders-api/bindings -H "Authorization: Bearer $TOKEN" \\
                 -H 'Content-Type: application/json' -d '{"name":"api","cluster":"local","selector":"payments-api"}'
-              kubectl --server http://\(simHost):\(kubePort) create namespace payments
               kubectl --server http://\(simHost):\(kubePort) create deployment orders-api --image=nginx --replicas=2 -n payments
               kubectl --server http://\(simHost):\(kubePort) patch deployment orders-api -n payments \\
                 -p '{"spec":{"template":{"metadata":{"labels":{"aadpodidbinding":"payments-api"}}}}}'
               kubectl --server http://\(simHost):\(kubePort) rollout status deployment/orders-api -n payments
-              sleep 3   # a job applies the AzureIdentity and AzureIdentityBinding in aad-broker; the simulated MIC assigns the pods
+              sleep 3   # a job applies the AzureIdentity and AzureIdentityBinding in payments (local runs MIC namespaced); the simulated MIC assigns the pods
               curl -s \(base)/v1/teams/payments/identities/orders-api/bindings/api -H "Authorization: Bearer $TOKEN"
               kubectl --server http://\(simHost):\(kubePort) get azureassignedidentities -A -o yaml
               curl -s -X POST \(base)/v1/teams/payments/identities/orders-api/bindings/api/health -H "Authorization: Bearer $TOKEN" > /dev/null

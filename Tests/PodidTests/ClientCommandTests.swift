@@ -80,9 +80,11 @@ struct ClientCommandTests {
             let port = try #require(client.port)
             try await client.registerSimCluster(sims)
             let onboarding = Self.root.appendingPathComponent("docs/examples/onboarding.yaml").path
-            let (status, output) = try await Self.podid(["apply", "-f", onboarding], port: port)
+            // An admin token of the API (the bootstrap token is never limited).
+            let admin = try await client.createToken(team: nil, role: "admin", name: "onboarding").secret
+            let (status, output) = try await Self.podid(["apply", "-f", onboarding], port: port, token: admin)
             #expect(status == 0, "\(output)")
-            let (againStatus, again) = try await Self.podid(["apply", "-f", onboarding], port: port)
+            let (againStatus, again) = try await Self.podid(["apply", "-f", onboarding], port: port, token: admin)
             #expect(againStatus == 0, "\(again)")
             #expect(again.split(separator: "\n").filter { !$0.hasPrefix("applied:") }.allSatisfy { $0.hasPrefix("unchanged") }, "\(again)")
         }

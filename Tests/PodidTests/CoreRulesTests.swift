@@ -467,6 +467,8 @@ struct AbuseLimitTests {
         #expect(limiter.admit(one, now: start + .seconds(1)) == nil, "one second refills one request")
         #expect(limiter.admit(Self.principal(team: nil), now: start) == nil, "platform tokens have only the token bucket")
         #expect(RateLimiter(perToken: nil, perTeam: nil).admit(one) == nil)
+        let bootstrap = Principal(tokenId: nil, tokenName: "bootstrap-admin", role: .admin, team: nil)
+        #expect((0..<10).allSatisfy { _ in limiter.admit(bootstrap, now: start) == nil }, "the bootstrap admin token is never limited")
     }
 
     @Test("denials fold by actor, operation and status; the summary counts the rest and samples the names")

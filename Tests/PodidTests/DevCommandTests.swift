@@ -151,6 +151,9 @@ struct DevCommandTests {
         let created = try await Self.request("POST", "\(base)/v1/teams", token: token, body: #"{"name":"payments","displayName":"Payments"}"#)
         #expect(created.0 == 201, "\(created.1)")
         #expect(try await Self.request("GET", "\(base)/v1/teams/payments", token: token).0 == 200)
+        // The simulated cluster is shared by every team a user creates: it runs MIC namespaced.
+        let local = try await Self.request("GET", "\(base)/v1/clusters/local", token: token)
+        #expect(local.1.contains(#""micMode":"namespaced""#) && local.1.contains(#""singleTeam":false"#), "\(local.1)")
         #expect(try await Self.request("POST", "\(base)/v1/teams", token: token, body: #"{"name":"search"}"#).0 == 201)
         let viewer = try await Self.request("POST", "\(base)/v1/teams/search/tokens", token: token, body: #"{"name":"dash","role":"viewer"}"#)
         let viewerToken = try #require((try JSONSerialization.jsonObject(with: Data(viewer.1.utf8)) as? [String: Any])?["token"] as? String)

@@ -173,7 +173,9 @@ extension TestClientProtocol {
     /// Registers the Kubernetes simulator as cluster `name` (a token connection; the token file
     /// lives in a fresh temporary directory).
     @discardableResult
-    func registerSimCluster(_ sims: RunningSimulators, name: String = "local", extra: String = "") async throws -> TestResponse {
+    /// The cluster runs MIC in `cluster` mode marked `singleTeam` (the test's teams are one tenant)
+    /// unless `extra` says otherwise.
+    func registerSimCluster(_ sims: RunningSimulators, name: String = "local", extra: String = #","singleTeam":true"#) async throws -> TestResponse {
         let directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("podid-kube-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let tokenFile = directory.appendingPathComponent("token")

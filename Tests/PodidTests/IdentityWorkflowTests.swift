@@ -12,7 +12,9 @@ struct IdentityWorkflowTests {
     @Test("provision: pending → ready with resourceId and clientId, the identity tagged and granted in Azure, every step audited; delete removes both")
     func provisionAndDelete() async throws {
         // A replication window long enough that even a slow machine reaches the role assignment inside it.
-        try await withWorkerApp(configureAzure: { $0.principalNotFoundSeconds = 5 }) { client, database, sims in
+        // A replication delay long enough that the first role assignment meets it even when the
+        // machine is busy (a job on a loaded CI machine took over 5 s from identity to assignment).
+        try await withWorkerApp(configureAzure: { $0.principalNotFoundSeconds = 12 }) { client, database, sims in
             try await client.createTeam("payments", policy: devPolicy())
             let created = try await client.call(.post, "/v1/teams/payments/identities", token: testAdminToken,
                                                 json: identityBody("orders-api", extra: #","tags":{"app":"orders"}"#),
