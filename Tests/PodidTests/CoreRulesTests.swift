@@ -90,7 +90,7 @@ struct CoreRulesTests {
                                    operation: "test")
 
     /// Teams `payments` and `search` (allowed cluster `local` and namespace `default`, at most
-    /// `max` identities) and cluster `local`.
+    /// `max` identities) and cluster `local`, in cluster mode for the two teams as one tenant.
     static func seed(_ database: any Database, max: Int = 10) async throws {
         let policy = TeamPolicyPatch(subscriptions: [subscription], resourceGroups: ["podid-dev"],
                                      grants: [GrantRule(role: "Reader", scopePrefix: scope)], clusters: ["local"], namespaces: ["default"],
@@ -99,7 +99,7 @@ struct CoreRulesTests {
             _ = try await TeamService(database: database).create(NewTeam(name: team, policy: policy), context: admin)
         }
         _ = try await ClusterService(database: database, credentials: CredentialDirectories(testCredentialDirectories)).create(
-            Cluster(name: "local", apiServer: "https://127.0.0.1:6443", connection: .inCluster), context: admin)
+            Cluster(name: "local", apiServer: "https://127.0.0.1:6443", connection: .inCluster, singleTeam: true), context: admin)
     }
 
     static func spec(_ name: String) -> IdentitySpec {
@@ -233,7 +233,7 @@ struct CoreRulesTests {
             _ = try await Self.bind(database, "payments", "orders", "web2", selector: "shared")
             let taken = await Self.refusal { _ = try await Self.bind(database, "search", "crawler", "web", selector: "shared") }
             #expect(taken?.kind == .conflict && taken?.fields.first?.field == "selector", "\(String(describing: taken))")
-            #expect(taken?.detail.contains("used by another team in cluster local") == true)
+            #expect(taken?.detail.contains("cannot be used in cluster local") == true && taken?.detail.contains("team") == false, "\(String(describing: taken))")
             _ = try await Self.bind(database, "search", "crawler", "web", selector: "mine")
             let patched = await Self.refusal {
                 _ = try await BindingService(database: database).patch(team: "search", identity: "crawler", name: "web", selector: "shared",
@@ -491,6 +491,17 @@ struct AbuseLimitTests {
         #expect(summary.details["resources"].flatMap { if case .array(let items) = $0 { items.count } else { nil } } == 10)
         #expect(summary.resourceName == nil && summary.team == "data")
         #expect(folder.record(denial("b"), now: start.addingTimeInterval(62)).count == 1, "a new window writes the first again")
+    }
+
+    @Test("cluster sharing: cluster mode serves one team unless single-team; namespaced serves any number")
+    func sharing() {
+        var cluster = Cluster(name: "c", apiServer: nil, connection: .inCluster)
+        #expect(ClusterSharing.allows(cluster, teams: 1) && !ClusterSharing.allows(cluster, teams: 2))
+        cluster.singleTeam = true
+        #expect(ClusterSharing.allows(cluster, teams: 5))
+        cluster.singleTeam = false
+        cluster.micMode = .namespaced
+        #expect(ClusterSharing.allows(cluster, teams: 5))
     }
 
     @Test("a requested sweep waits for the spacing after the last one")
