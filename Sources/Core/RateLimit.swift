@@ -68,15 +68,18 @@ public final class RateLimiter: Sendable {
                     return Self.refilled(entry.value, limit: limit ?? RateLimit(perSecond: 1, burst: 1), now: now) < Double(limit?.burst ?? 1)
                 }
             }
+            // Retry-After is when every bucket has room again, not only the first empty one.
             var levels: [Double] = []
+            var refusal: Refusal?
             for draw in draws {
                 let level = buckets[draw.key].map { Self.refilled($0, limit: draw.limit, now: now) } ?? Double(draw.limit.burst)
                 if level < 1 {
-                    let wait = (1 - level) / draw.limit.perSecond
-                    return Refusal(scope: draw.scope, retryAfterSeconds: max(1, Int(wait.rounded(.up))))
+                    let wait = max(1, Int(((1 - level) / draw.limit.perSecond).rounded(.up)))
+                    if wait > refusal?.retryAfterSeconds ?? 0 { refusal = Refusal(scope: draw.scope, retryAfterSeconds: wait) }
                 }
                 levels.append(level)
             }
+            if let refusal { return refusal }
             for (draw, level) in zip(draws, levels) {
                 buckets[draw.key] = Bucket(level: level - 1, updated: now)
             }

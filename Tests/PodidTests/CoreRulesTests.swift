@@ -463,6 +463,11 @@ struct AbuseLimitTests {
         #expect(limiter.admit(one, now: start).map { [$0.scope, String($0.retryAfterSeconds)] } == ["token", "1"])
         #expect(limiter.admit(two, now: start) == nil, "the team had one left")
         #expect(limiter.admit(two, now: start)?.scope == "team")
+        // Both buckets empty: Retry-After is when both have room (the slower one).
+        let slow = RateLimiter(perToken: RateLimit(perSecond: 1, burst: 1), perTeam: RateLimit(perSecond: 0.25, burst: 1))
+        let three = Self.principal(team: "ops")
+        #expect(slow.admit(three, now: start) == nil)
+        #expect(slow.admit(three, now: start).map { [$0.scope, String($0.retryAfterSeconds)] } == ["team", "4"])
         #expect(limiter.admit(Self.principal(team: "web"), now: start) == nil, "another team has its own bucket")
         #expect(limiter.admit(one, now: start + .seconds(1)) == nil, "one second refills one request")
         #expect(limiter.admit(Self.principal(team: nil), now: start) == nil, "platform tokens have only the token bucket")

@@ -110,7 +110,8 @@ struct KubectlTests {
             let podDescribed = try await kubectl.run("describe", "pod", "-n", "payments", "api-0")
             #expect(podDescribed.1.contains("aadpodidbinding=payments-api"))
 
-            let deleted = try await kubectl.run("delete", "-f", podFile.path)
+            // kubectl waits until the namespace has terminated, which a busy machine slows.
+            let deleted = try await kubectl.run(["delete", "-f", podFile.path], timeout: .seconds(150))
             #expect(deleted.0 == 0, "\(deleted.1)")
             var remaining = ""
             for _ in 0..<20 {
