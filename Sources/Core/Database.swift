@@ -162,6 +162,10 @@ public protocol JobRows: Sendable {
 public protocol AuditRows: Sendable {
     /// Appends one event.
     func append(_ event: AuditDraft) async throws
+    /// Whether an event of one of `actions` on the resource has all of `details` (string values):
+    /// a job that finds its effect already done asks this before it audits it, so that each effect
+    /// is audited once even when a worker stopped between doing and recording it.
+    func contains(resourceType: String, resourceName: String, actions: [String], details: [String: String]) async throws -> Bool
 }
 
 extension Records {

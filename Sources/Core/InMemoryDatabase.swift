@@ -509,4 +509,13 @@ struct MemoryAudit: AuditRows {
     func append(_ event: AuditDraft) async throws {
         try await access.write { snapshot in snapshot.audit.append(event) }
     }
+
+    func contains(resourceType: String, resourceName: String, actions: [String], details: [String: String]) async throws -> Bool {
+        try access.read { snapshot in
+            snapshot.audit.contains { event in
+                event.resourceType == resourceType && event.resourceName == resourceName && actions.contains(event.action)
+                    && details.allSatisfy { event.details[$0.key] == .string($0.value) }
+            }
+        }
+    }
 }

@@ -65,7 +65,7 @@ extension JobKind {
 public enum JobCatalogue {
     public static let kinds: [any JobKind.Type] = [
         IdentityProvision.self, IdentityAdopt.self, IdentityUpdate.self, IdentityDelete.self,
-        BindingApply.self, BindingDelete.self,
+        BindingApply.self, BindingDelete.self, BindingRepair.self,
         ClusterCheck.self, HealthCheck.self,
     ]
 
@@ -182,6 +182,16 @@ extension BindingKind {
 public enum BindingApply: BindingKind {
     public static let name = "binding.apply"
     public static func dedupeKey(_ binding: Binding) -> String? { "binding:\(binding.team)/\(binding.identity)/\(binding.name)" }
+}
+
+/// Re-applies a ready binding's objects that a health sweep found deleted or changed outside
+/// podid. It shares the binding's serial key, so it never runs beside the binding's apply or
+/// delete, and it reads the binding when it runs: a binding deleted since the sweep looked is not
+/// brought back.
+public enum BindingRepair: BindingKind {
+    public static let name = "binding.repair"
+    public static let maxAttempts = 3
+    public static func dedupeKey(_ binding: Binding) -> String? { "binding-repair:\(binding.team)/\(binding.identity)/\(binding.name)" }
 }
 
 /// Removes them.

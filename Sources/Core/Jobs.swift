@@ -102,12 +102,21 @@ public struct Job: Sendable, Equatable {
     public var resource: String
     /// When it succeeded or failed for good.
     public var finishedAt: Date?
+    /// The running claim's token (nil unless running): a claim's every write must carry it.
+    public var leaseToken: UUID?
+    /// How often a worker died holding this job (its lease expired).
+    public var leaseExpiries: Int = 0
+
+    /// The running claim of this job, when it is running.
+    public var lease: JobLease? { leaseToken.map { JobLease(jobId: id, token: $0) } }
 
     /// Creates a stored job.
     public init(id: UUID, kind: String, team: String?, resourceType: String, resourceName: String, serialKey: String,
                 dedupeKey: String?, payload: JSONValue, state: JobState, attempts: Int, maxAttempts: Int, runAt: Date,
                 lastError: String?, steps: [JobStep], requestId: String?, createdAt: Date, updatedAt: Date,
-                resource: String = "", finishedAt: Date? = nil) {
+                resource: String = "", finishedAt: Date? = nil, leaseToken: UUID? = nil, leaseExpiries: Int = 0) {
+        self.leaseToken = leaseToken
+        self.leaseExpiries = leaseExpiries
         self.resource = resource
         self.finishedAt = finishedAt
         self.id = id
@@ -135,15 +144,20 @@ public protocol JobQueue: Sendable {
     /// Claims the oldest due job whose serial key has no running job, leasing it to `worker`.
     func claim(worker: String, lease: Duration) async throws -> Job?
     /// Extends a lease and saves the steps so far (so the jobs API shows a running job's
-    /// progress); false when the worker no longer holds the lease.
-    func heartbeat(_ id: UUID, worker: String, lease: Duration, steps: [JobStep]) async throws -> Bool
-    /// Marks a job succeeded with the steps it took.
-    func complete(_ id: UUID, worker: String, steps: [JobStep]) async throws
+    /// progress); false when the claim no longer holds the lease.
+    func heartbeat(_ lease: JobLease, duration: Duration, steps: [JobStep]) async throws -> Bool
+    /// Marks a job succeeded with the steps it took; false when the claim no longer held the lease
+    /// (the outcome is the lease's new holder's to record).
+    func complete(_ lease: JobLease, steps: [JobStep]) async throws -> Bool
     /// Records a failed attempt: queued again at `retryAt`, or `failed` when `retryAt` is nil or the
-    /// attempts ran out.
-    func fail(_ id: UUID, worker: String, error: String, steps: [JobStep], retryAt: Date?) async throws -> JobState
-    /// Returns jobs whose lease expired (their worker died) to the queue; how many.
-    func reclaimExpiredLeases() async throws -> Int
+    /// attempts ran out; nil when the claim no longer held the lease.
+    func fail(_ lease: JobLease, error: String, steps: [JobStep], retryAt: Date?) async throws -> JobState?
+    /// Returns jobs whose lease expired (their worker died) to the queue, and fails those that have
+    /// used their attempts (a job that kills its worker must not move from replica to replica
+    /// forever).
+    func reclaimExpiredLeases() async throws -> ReclaimedJobs
+    /// Deletes jobs that finished (succeeded, failed or cancelled) before `before`; how many.
+    func pruneFinished(before: Date) async throws -> Int
     /// How many notifications have arrived so far (read it before claiming).
     func notificationCount() async -> Int
     /// Waits until more than `count` notifications have arrived (a job may be ready) or `timeout`
@@ -153,6 +167,54 @@ public protocol JobQueue: Sendable {
     func listen(logger: Logger) async
     /// Queued jobs by kind and the age of the oldest due one, for the metrics.
     func stats() async throws -> JobQueueStats
+}
+
+/// What reclaiming expired leases did.
+public struct ReclaimedJobs: Sendable, Equatable {
+    /// Jobs queued again for another worker.
+    public var requeued: Int
+    /// Jobs that had used their attempts: failed for good ("the worker running it died N times").
+    public var failed: [Job]
+
+    /// Creates a result.
+    public init(requeued: Int, failed: [Job]) {
+        self.requeued = requeued
+        self.failed = failed
+    }
+}
+
+/// One claim of a running job. Every write a job makes runs under its lease
+/// (`JobLease.$current`): the database refuses a transaction whose claim has lost the lease, so
+/// a worker that lost it (a failover longer than the lease, a pause) cannot overwrite what the
+/// job's new holder does.
+public struct JobLease: Sendable, Equatable, Hashable {
+    /// The job.
+    public var jobId: UUID
+    /// The claim's token, new with every claim.
+    public var token: UUID
+
+    /// Creates a lease.
+    public init(jobId: UUID, token: UUID) {
+        self.jobId = jobId
+        self.token = token
+    }
+
+    /// The lease the current task's writes run under (set by the job runner around a handler).
+    @TaskLocal public static var current: JobLease?
+}
+
+/// A job's write was refused: its claim no longer holds the lease (another worker may be running
+/// the job). Neither a success nor a failure of the job: the claim stops and records nothing.
+public struct JobLeaseLost: Error, CustomStringConvertible, Sendable {
+    /// The job.
+    public var jobId: UUID
+
+    /// Creates the error.
+    public init(jobId: UUID) {
+        self.jobId = jobId
+    }
+
+    public var description: String { "the lease of job \(jobId) was lost: another worker may be running it" }
 }
 
 /// The queue's backlog.

@@ -24,7 +24,8 @@ public final class PostgresJobQueue: JobQueue {
 
     static let columns = """
         id, kind, team, resource_type, resource_name, serial_key, dedupe_key, payload::text, state, attempts,
-        max_attempts, run_at, last_error, steps::text, request_id, created_at, updated_at, resource, finished_at
+        max_attempts, run_at, last_error, steps::text, request_id, created_at, updated_at, resource, finished_at,
+        lease_token, lease_expiries
         """
 
     static func decode(_ row: PostgresRow) throws -> Job {
@@ -48,6 +49,8 @@ public final class PostgresJobQueue: JobQueue {
         let updatedAt = try cells[16].decode(Date.self)
         let resource = try cells[17].decode(String.self)
         let finishedAt = try cells[18].decode(Date?.self)
+        let leaseToken = try cells[19].decode(UUID?.self)
+        let leaseExpiries = try cells[20].decode(Int.self)
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .custom { decoder in
             let text = try decoder.singleValueContainer().decode(String.self)
@@ -58,7 +61,8 @@ public final class PostgresJobQueue: JobQueue {
             dedupeKey: dedupeKey, payload: JSONValue.parse(payload) ?? .object([:]),
             state: JobState(rawValue: state) ?? .queued, attempts: attempts, maxAttempts: maxAttempts, runAt: runAt,
             lastError: lastError, steps: (try? decoder.decode([JobStep].self, from: Data(steps.utf8))) ?? [],
-            requestId: requestId, createdAt: createdAt, updatedAt: updatedAt, resource: resource, finishedAt: finishedAt)
+            requestId: requestId, createdAt: createdAt, updatedAt: updatedAt, resource: resource, finishedAt: finishedAt,
+            leaseToken: leaseToken, leaseExpiries: leaseExpiries)
     }
 
     static func stepsText(_ steps: [JobStep]) -> String {
@@ -78,7 +82,7 @@ public final class PostgresJobQueue: JobQueue {
             do {
                 let rows = try await database.rows(
                     """
-                    UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = \(worker),
+                    UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = \(worker), lease_token = gen_random_uuid(),
                            lease_expires_at = now() + \(lease.inSeconds) * interval '1 second', updated_at = now()
                     WHERE id = (
                         SELECT id FROM jobs AS candidate
@@ -98,55 +102,85 @@ public final class PostgresJobQueue: JobQueue {
         return nil
     }
 
-    public func heartbeat(_ id: UUID, worker: String, lease: Duration, steps: [JobStep]) async throws -> Bool {
+    public func heartbeat(_ lease: JobLease, duration: Duration, steps: [JobStep]) async throws -> Bool {
         try await !database.rows(
             """
-            UPDATE jobs SET lease_expires_at = now() + \(lease.inSeconds) * interval '1 second', updated_at = now(),
+            UPDATE jobs SET lease_expires_at = now() + \(duration.inSeconds) * interval '1 second', updated_at = now(),
                    steps = \(Self.stepsText(steps))::jsonb
-            WHERE id = \(id) AND state = 'running' AND lease_owner = \(worker)
+            WHERE id = \(lease.jobId) AND state = 'running' AND lease_token = \(lease.token)
             RETURNING id
             """
         ).isEmpty
     }
 
-    public func complete(_ id: UUID, worker: String, steps: [JobStep]) async throws {
-        _ = try await database.rows(
+    public func complete(_ lease: JobLease, steps: [JobStep]) async throws -> Bool {
+        try await !database.rows(
             """
-            UPDATE jobs SET state = 'succeeded', lease_owner = NULL, lease_expires_at = NULL, last_error = NULL,
+            UPDATE jobs SET state = 'succeeded', lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, last_error = NULL,
                    steps = \(Self.stepsText(steps))::jsonb, updated_at = now(), finished_at = now()
-            WHERE id = \(id) AND state = 'running' AND lease_owner = \(worker)
-            """)
+            WHERE id = \(lease.jobId) AND state = 'running' AND lease_token = \(lease.token)
+            RETURNING id
+            """
+        ).isEmpty
     }
 
-    public func fail(_ id: UUID, worker: String, error: String, steps: [JobStep], retryAt: Date?) async throws -> JobState {
+    public func fail(_ lease: JobLease, error: String, steps: [JobStep], retryAt: Date?) async throws -> JobState? {
         let rows = try await database.rows(
             """
             UPDATE jobs SET
                 state = CASE WHEN \(retryAt)::timestamptz IS NOT NULL AND attempts < max_attempts THEN 'queued' ELSE 'failed' END,
                 run_at = coalesce(\(retryAt)::timestamptz, run_at),
                 finished_at = CASE WHEN \(retryAt)::timestamptz IS NOT NULL AND attempts < max_attempts THEN NULL ELSE now() END,
-                lease_owner = NULL, lease_expires_at = NULL, last_error = \(error),
+                lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, last_error = \(error),
                 steps = \(Self.stepsText(steps))::jsonb, updated_at = now()
-            WHERE id = \(id) AND state = 'running' AND lease_owner = \(worker)
+            WHERE id = \(lease.jobId) AND state = 'running' AND lease_token = \(lease.token)
             RETURNING state
             """)
-        if rows.first != nil, retryAt != nil {
+        guard let row = rows.first else { return nil }
+        if retryAt != nil {
             // Wake a sleeping worker at the retry time is the poller's job; a notification now only
             // helps when the retry is due at once.
             _ = try? await database.rows("SELECT pg_notify(\(Self.channel), '')")
         }
-        return try rows.first.map { JobState(rawValue: try $0.decode(String.self)) ?? .failed } ?? .failed
+        return JobState(rawValue: try row.decode(String.self)) ?? .failed
     }
 
-    public func reclaimExpiredLeases() async throws -> Int {
-        try await database.rows(
+    public func reclaimExpiredLeases() async throws -> ReclaimedJobs {
+        let rows = try await database.rows(
             """
-            UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
-                   last_error = coalesce(last_error, 'the worker running this job stopped; its lease expired')
+            UPDATE jobs SET
+                state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
+                finished_at = CASE WHEN attempts >= max_attempts THEN now() ELSE NULL END,
+                lease_expiries = lease_expiries + 1,
+                last_error = CASE WHEN attempts >= max_attempts
+                    THEN 'the worker running this job died ' || (lease_expiries + 1) || ' time(s) (its lease expired) and its '
+                         || max_attempts || ' attempt(s) are used: failed so that it cannot take down one worker after another; '
+                         || 'POST /v1/jobs/' || id || '/retry runs it again'
+                         || CASE WHEN last_error IS NULL THEN '' ELSE '. Last error: ' || last_error END
+                    ELSE coalesce(last_error, 'the worker running this job stopped; its lease expired') END,
+                lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = now()
             WHERE state = 'running' AND lease_expires_at < now()
-            RETURNING id
-            """
-        ).count
+            RETURNING \(unescaped: Self.columns)
+            """)
+        let jobs = try rows.map(Self.decode)
+        return ReclaimedJobs(requeued: jobs.filter { $0.state == .queued }.count, failed: jobs.filter { $0.state == .failed })
+    }
+
+    public func pruneFinished(before: Date) async throws -> Int {
+        // In batches, so that no delete holds many rows' locks for long.
+        var total = 0
+        while true {
+            let deleted = try await database.rows(
+                """
+                DELETE FROM jobs WHERE id IN (
+                    SELECT id FROM jobs WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at < \(before)
+                    LIMIT 5000)
+                RETURNING 1
+                """
+            ).count
+            total += deleted
+            if deleted < 5000 { return total }
+        }
     }
 
     public func stats() async throws -> JobQueueStats {
@@ -235,7 +269,8 @@ struct PostgresJobRows: JobRows {
     func cancel(dedupeKey: String, states: Set<JobState>, reason: String) async throws {
         try await executor.rows(
             """
-            UPDATE jobs SET state = 'cancelled', finished_at = now(), updated_at = now(), last_error = \(reason)
+            UPDATE jobs SET state = 'cancelled', finished_at = now(), updated_at = now(), last_error = \(reason),
+                   lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
             WHERE dedupe_key = \(dedupeKey) AND state = ANY(\(states.map(\.rawValue).sorted())::text[])
             """)
     }
@@ -249,7 +284,7 @@ struct PostgresJobRows: JobRows {
     func requeue(_ id: UUID) async throws -> Job {
         let rows = try await executor.rows(
             """
-            UPDATE jobs SET state = 'queued', attempts = 0, run_at = now(), finished_at = NULL, updated_at = now()
+            UPDATE jobs SET state = 'queued', attempts = 0, lease_expiries = 0, run_at = now(), finished_at = NULL, updated_at = now()
             WHERE id = \(id)
             RETURNING \(unescaped: PostgresJobQueue.columns)
             """)

@@ -31,16 +31,34 @@ public struct PostgresPool: Sendable {
     }
 
     /// Runs `body` in one transaction, mapping PostgreSQL errors to domain errors.
+    ///
+    /// Under a job's lease (`JobLease.current`, set by the job runner around a handler) the
+    /// transaction first takes a share lock on the job's row as that claim: when the claim has lost
+    /// the lease it throws `JobLeaseLost` and writes nothing, and while it runs the lease cannot be
+    /// reclaimed, so a job's writes never interleave with those of the lease's next holder.
     public func transaction<Result: Sendable>(
         _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
+        let lease = JobLease.current
+        let logger = logger
         do {
             return try await withConnectionDeadline { acquired in
                 try await client.withTransaction(logger: logger) { connection in
                     acquired.mark()
+                    if let lease {
+                        let held = try await connection.query(
+                            """
+                            SELECT 1 FROM jobs WHERE id = \(lease.jobId) AND lease_token = \(lease.token) AND state = 'running'
+                            FOR SHARE
+                            """, logger: logger
+                        ).collect()
+                        if held.isEmpty { throw JobLeaseLost(jobId: lease.jobId) }
+                    }
                     return try await body(connection)
                 }
             }
+        } catch let lost as JobLeaseLost {
+            throw lost
         } catch {
             throw PostgresErrors.map(error)
         }
@@ -186,5 +204,17 @@ struct PostgresAuditRows: AuditRows {
                     \(JSONValue.object(event.details).canonicalText)::jsonb, \(event.before?.canonicalText)::jsonb,
                     \(event.after?.canonicalText)::jsonb)
             """)
+    }
+
+    func contains(resourceType: String, resourceName: String, actions: [String], details: [String: String]) async throws -> Bool {
+        let wanted = JSONValue.object(details.mapValues(JSONValue.string)).canonicalText
+        return try await !executor.rows(
+            """
+            SELECT 1 FROM audit_events
+            WHERE resource_type = \(resourceType) AND resource_name = \(resourceName) AND action = ANY(\(actions)::text[])
+              AND details @> \(wanted)::jsonb
+            LIMIT 1
+            """
+        ).isEmpty
     }
 }

@@ -17,7 +17,24 @@ public struct BindingWorkflow: Reconciler {
         self.logger = logger
     }
 
-    public var kinds: [any JobKind.Type] { [BindingApply.self, BindingDelete.self] }
+    public var kinds: [any JobKind.Type] { [BindingApply.self, BindingDelete.self, BindingRepair.self] }
+
+    public func run(_ job: Job, progress: JobProgress) async throws {
+        if job.kind == BindingRepair.name {
+            try await repair(job: job, progress: progress)
+        } else {
+            try await runReconciling(job, progress: progress)
+        }
+    }
+
+    public func attemptFailed(_ job: Job, message: String, final: Bool, retryAt: Date?) async {
+        // A repair that fails leaves the binding as it is: the next sweep reports the drift again.
+        guard job.kind != BindingRepair.name else {
+            logger.warning("re-applying a drifted object failed", metadata: ["error": "\(message)", "job_id": "\(job.id)", "final": "\(final)"])
+            return
+        }
+        await recordFailure(job, message: message, final: final, retryAt: retryAt)
+    }
     public static let noun = "binding"
     public static let deleteKind: any JobKind.Type = BindingDelete.self
 
@@ -93,6 +110,41 @@ public struct BindingWorkflow: Reconciler {
             })
     }
 
+    // MARK: repair
+
+    /// Re-applies a ready binding's objects that drifted (`binding.repair`, queued by health
+    /// sweeps): read now, under the binding's serial key, so that a binding deleted or changed
+    /// since the sweep looked is left to its own jobs.
+    func repair(job: Job, progress: JobProgress) async throws {
+        let payload = try BindingRepair.payload(of: job)
+        guard let binding = try await load(payload), binding.state == .ready else {
+            await progress.record(JobStep(name: "binding.read", outcome: "skipped", details: ["reason": "the binding is gone or not ready; its own job applies it"]))
+            return
+        }
+        guard let identity = try await database.identities.get(team: binding.team, name: binding.identity, lock: .none),
+              identity.state != .deleting, let clientId = identity.clientId, let resourceId = identity.resourceId,
+              let cluster = try await database.clusters.get(binding.cluster, lock: .none)
+        else {
+            await progress.record(JobStep(name: "identity.read", outcome: "skipped", details: ["reason": "the identity or the cluster is not ready"]))
+            return
+        }
+        let gateway = try await connector.gateway(for: cluster)
+        let aiObject = binding.azureIdentityObject(resourceID: resourceId, clientID: clientId)
+        try await ensure(.azureIdentity, aiObject.json, name: aiObject.name, binding: binding, includingBinding: false,
+                         gateway: gateway, job: job, progress: progress, action: "k8s.azureidentity.reapplied",
+                         unchanged: { existing in
+                             let current = AzureIdentityObject(existing)
+                             return current.resourceID == aiObject.resourceID && current.clientID == aiObject.clientID && current.type == 0
+                         }, details: ["clientID": .string(clientId), "resourceID": .string(resourceId)], repairing: true)
+        let bindingObject = binding.bindingObject
+        try await ensure(.azureIdentityBinding, bindingObject.json, name: bindingObject.name, binding: binding, includingBinding: true,
+                         gateway: gateway, job: job, progress: progress, action: "k8s.azureidentitybinding.reapplied",
+                         unchanged: { existing in
+                             let current = AzureIdentityBindingObject(existing)
+                             return current.azureIdentity == bindingObject.azureIdentity && current.selector == bindingObject.selector
+                         }, details: ["selector": .string(binding.selector), "azureIdentity": .string(bindingObject.azureIdentity)], repairing: true)
+    }
+
     /// Removes the objects a binding had under an older naming scheme, now that the current ones
     /// are applied: its AzureIdentityBinding, and the AzureIdentity once no other binding of the
     /// identity in that cluster and namespace still uses the old name (those jobs share this
@@ -109,27 +161,43 @@ public struct BindingWorkflow: Reconciler {
     }
 
     /// Applies `object` unless it is already as wanted; refuses an object at that name that is not podid's.
+    ///
+    /// An object already as wanted whose version no audit event names was written by an attempt
+    /// that stopped before recording it (or changed outside podid into what podid wants): it is
+    /// audited now, once. A repair (`repairing`) audits `k8s.<kind>.reapplied` with the reason.
     func ensure(_ kind: KubeKind, _ object: JSONValue, name: String, binding: Binding, includingBinding: Bool,
                 gateway: any KubernetesGateway, job: Job, progress: JobProgress, action: String,
-                unchanged: (KubeObject) -> Bool, details: [String: JSONValue]) async throws {
+                unchanged: (KubeObject) -> Bool, details: [String: JSONValue], repairing: Bool = false) async throws {
         let existing = try await gateway.get(kind, namespace: binding.namespace, name: name)
+        let action = repairing ? "k8s.\(kind.kind.lowercased()).reapplied" : action
+        let actions = ["k8s.\(kind.kind.lowercased()).applied", "k8s.\(kind.kind.lowercased()).reapplied"]
+        var eventDetails = details
+        eventDetails["cluster"] = .string(binding.cluster)
+        eventDetails["namespace"] = .string(binding.namespace)
+        eventDetails["object"] = .string(name)
         if let existing {
             guard binding.owns(existing.labels, includingBinding: includingBinding) else {
                 throw DomainError(.conflict, Self.foreign(kind, existing, binding: binding))
             }
             if unchanged(existing) {
                 await progress.record(JobStep(name: "\(kind.kind).apply", outcome: "skipped", details: ["reason": "already as wanted", "name": name]))
+                if !repairing, let uid = existing.uid, let version = existing.resourceVersion,
+                   try await !database.audit.contains(resourceType: "binding", resourceName: "\(binding.identity)/\(binding.name)", actions: actions,
+                                                      details: ["object": name, "uid": uid, "resourceVersion": version]) {
+                    eventDetails["uid"] = .string(uid)
+                    eventDetails["resourceVersion"] = .string(version)
+                    eventDetails["created"] = .bool(false)
+                    eventDetails["note"] = .string("found as wanted: written by an earlier attempt that stopped before recording it, or changed outside podid to what podid wants")
+                    try await database.recordBinding(binding, audit: [event(action, binding, job: job, details: eventDetails)])
+                }
                 return
             }
         }
         let applied = try await gateway.apply(kind, object, force: true)
-        var eventDetails = details
-        eventDetails["cluster"] = .string(binding.cluster)
-        eventDetails["namespace"] = .string(binding.namespace)
-        eventDetails["object"] = .string(name)
         eventDetails["uid"] = applied.uid.map(JSONValue.string) ?? .null
         eventDetails["resourceVersion"] = applied.resourceVersion.map(JSONValue.string) ?? .null
         eventDetails["created"] = .bool(existing == nil)
+        if repairing { eventDetails["reason"] = .string("it was \(existing == nil ? "deleted" : "changed") outside podid") }
         try await database.recordBinding(binding, audit: [event(action, binding, job: job, details: eventDetails)])
         await progress.record(JobStep(name: "\(kind.kind).apply", outcome: "succeeded",
                                       details: ["name": name, "namespace": binding.namespace, "uid": applied.uid ?? ""]))

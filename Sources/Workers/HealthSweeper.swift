@@ -151,33 +151,23 @@ public struct HealthSweeper: Sendable {
         return result
     }
 
-    /// Re-applies podid's own objects that were deleted or changed (never one that is not podid's).
+    /// Queues the re-application of podid's own objects that were deleted or changed (never one
+    /// that is not podid's). The sweep read the binding before it looked at the cluster: it does
+    /// not write to the cluster itself, the binding's repair job does, under the binding's serial
+    /// key and from a fresh read, so that a binding deleted meanwhile is not brought back.
     func repairDrift(_ binding: Binding, identity: Identity, cluster: Cluster, findings: [Finding]) async {
-        let codes = Set(findings.map(\.code))
-        guard binding.state == .ready, let clientId = identity.clientId, let resourceId = identity.resourceId else { return }
-        var repairs: [(KubeKind, JSONValue, String, String)] = []
-        if codes.contains(FindingCode.azureIdentityMissing.rawValue) || codes.contains(FindingCode.azureIdentityChanged.rawValue) {
-            repairs.append((.azureIdentity, binding.azureIdentityObject(resourceID: resourceId, clientID: clientId).json,
-                            binding.azureIdentityObjectName, codes.contains(FindingCode.azureIdentityMissing.rawValue) ? "deleted" : "changed"))
-        }
-        if codes.contains(FindingCode.azureIdentityBindingMissing.rawValue) || codes.contains(FindingCode.azureIdentityBindingChanged.rawValue) {
-            repairs.append((.azureIdentityBinding, binding.bindingObject.json, binding.bindingObjectName,
-                            codes.contains(FindingCode.azureIdentityBindingMissing.rawValue) ? "deleted" : "changed"))
-        }
-        guard !repairs.isEmpty else { return }
+        let drift: Set<String> = [FindingCode.azureIdentityMissing.rawValue, FindingCode.azureIdentityChanged.rawValue,
+                                  FindingCode.azureIdentityBindingMissing.rawValue, FindingCode.azureIdentityBindingChanged.rawValue]
+        guard binding.state == .ready, identity.clientId != nil, findings.contains(where: { drift.contains($0.code) }) else { return }
         do {
-            let gateway = try await connector.gateway(for: cluster)
-            for (kind, object, name, why) in repairs {
-                let applied = try await gateway.apply(kind, object, force: true)
-                try await database.recordBinding(binding, audit: [
-                    AuditDraft(actor: "podid", actorTeam: nil, action: "k8s.\(kind.kind.lowercased()).reapplied", outcome: .success, team: binding.team,
-                               resourceType: "binding", resourceName: "\(binding.identity)/\(binding.name)", requestId: nil,
-                               details: ["cluster": .string(cluster.name), "namespace": .string(binding.namespace), "object": .string(name),
-                                         "reason": .string("it was \(why) outside podid"), "uid": applied.uid.map(JSONValue.string) ?? .null]),
-                ])
+            try await database.transaction { tx in
+                guard let current = try await tx.bindings.get(team: binding.team, identity: binding.identity, name: binding.name, lock: .share),
+                      current.state == .ready
+                else { return }
+                _ = try await tx.jobs.enqueue(BindingRepair.job(current, requestId: nil))
             }
         } catch {
-            logger.warning("re-applying a drifted object failed", metadata: ["error": "\(error)", "binding": "\(binding.path)"])
+            logger.warning("queueing the repair of a drifted object failed", metadata: ["error": "\(error)", "binding": "\(binding.path)"])
         }
     }
 
@@ -196,11 +186,11 @@ public struct HealthSweeper: Sendable {
     }
 }
 
-/// Sweeps every cluster every `interval` (`PODID_HEALTH_INTERVAL`) and prunes old history.
+/// Sweeps every cluster every `interval` (`PODID_HEALTH_INTERVAL`); old history goes with
+/// `Housekeeping.retention`.
 public enum HealthScheduler {
     /// The periodic service.
-    public static func service(sweeper: HealthSweeper, database: any Database, health: any HealthStore, interval: Duration,
-                               historyDays: Int, logger: Logger) -> Periodic {
+    public static func service(sweeper: HealthSweeper, database: any Database, interval: Duration, logger: Logger) -> Periodic {
         Periodic("health sweeps", every: interval, logger: logger) {
             var page = PageRequest(limit: 200, after: nil)
             while true {
@@ -215,26 +205,43 @@ public enum HealthScheduler {
                 guard batch.count == page.limit, let last = batch.last else { break }
                 page = PageRequest(limit: 200, after: [last.name])
             }
-            _ = try await health.pruneHistory(before: Date().addingTimeInterval(-Double(historyDays) * 86400))
         }
     }
 }
 
 /// `health.check`: a sweep of one cluster now (`POST …/bindings/{binding}/health`).
+///
+/// The caller waits for a result observed after its request. A sweep already running (the
+/// periodic one, or another replica's) looked at the cluster before that, so the check waits for it
+/// to finish and then sweeps itself, rather than counting the running sweep as its own.
 public struct HealthCheckHandler: JobHandler {
     let sweeper: HealthSweeper
+    /// How long the check waits for a running sweep before it gives up (recorded as skipped).
+    let waitForRunningSweep: Duration
+    let pollEvery: Duration
 
     /// Creates the handler.
-    public init(sweeper: HealthSweeper) {
+    public init(sweeper: HealthSweeper, waitForRunningSweep: Duration = .seconds(120), pollEvery: Duration = .milliseconds(200)) {
         self.sweeper = sweeper
+        self.waitForRunningSweep = waitForRunningSweep
+        self.pollEvery = pollEvery
     }
 
     public var kinds: [any JobKind.Type] { [HealthCheck.self] }
 
     public func run(_ job: Job, progress: JobProgress) async throws {
         let cluster = try HealthCheck.payload(of: job).cluster
-        let swept = try await sweeper.sweep(cluster: cluster)
-        await progress.record(JobStep(name: "health.sweep", outcome: swept ? "succeeded" : "skipped",
-                                      details: swept ? ["cluster": cluster] : ["reason": "another replica is sweeping \(cluster)"]))
+        let deadline = ContinuousClock.now + waitForRunningSweep
+        var swept = try await sweeper.sweep(cluster: cluster)
+        var waited = false
+        while !swept, ContinuousClock.now < deadline {
+            waited = true
+            try await Task.sleep(for: pollEvery)
+            swept = try await sweeper.sweep(cluster: cluster)
+        }
+        var details = ["cluster": cluster]
+        if waited { details["waited"] = "a sweep of \(cluster) was running; this one ran after it" }
+        if !swept { details["reason"] = "a sweep of \(cluster) ran for longer than \(waitForRunningSweep); the next periodic sweep reports" }
+        await progress.record(JobStep(name: "health.sweep", outcome: swept ? "succeeded" : "skipped", details: details))
     }
 }

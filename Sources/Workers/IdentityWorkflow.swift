@@ -155,7 +155,7 @@ public struct IdentityWorkflow: Reconciler {
                         "assignmentId": .string(record.assignmentId), "role": .string(record.role), "scope": .string(record.scope),
                         "note": "removed outside podid; podid creates it again if it is still granted",
                     ]),
-                ], change: { [recorded] in $0.assignments = recorded })
+                ], change: { $0.assignments.removeAll { $0.assignmentId.lowercased() == record.assignmentId.lowercased() } })
             }
         }
         for record in recorded where !identity.grants.contains(where: record.implements) {
@@ -180,7 +180,11 @@ public struct IdentityWorkflow: Reconciler {
                     "roleDefinitionId": .string(roleDefinitionId), "principalId": .string(principalId),
                     "upstreamRequestId": Self.json(assignment.requestId),
                 ]),
-            ], change: { [recorded] in $0.assignments = recorded })
+            ], change: { current in
+                // One element, onto the row as it is now: never the whole list as this job read it.
+                current.assignments.removeAll { $0.assignmentId.lowercased() == record.assignmentId.lowercased() }
+                current.assignments.append(record)
+            })
             await progress.record(JobStep(name: "azure.roleAssignment.put", outcome: "succeeded",
                                           details: Self.ids(assignment.requestId).merging(["role": grant.role, "scope": grant.scope]) { a, _ in a }))
         }
@@ -231,7 +235,7 @@ public struct IdentityWorkflow: Reconciler {
         }
         recorded.removeAll { $0 == record }
         try await database.recordIdentity(team: team, name: name, audit: [event(action, team: team, name: name, job: job, details: details)],
-                                          change: { [recorded] in $0.assignments = recorded })
+                                          change: { $0.assignments.removeAll { $0.assignmentId.lowercased() == record.assignmentId.lowercased() } })
     }
 
     /// A role assignment, waiting while Azure has not yet replicated a new principal.

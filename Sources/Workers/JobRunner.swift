@@ -119,8 +119,18 @@ public struct JobRunner: Service {
     func reclaimLoop() async {
         while !Task.isCancelled {
             do {
-                let count = try await queue.reclaimExpiredLeases()
-                if count > 0 { logger.notice("returned jobs with expired leases to the queue", metadata: ["count": "\(count)"]) }
+                let reclaimed = try await queue.reclaimExpiredLeases()
+                if reclaimed.requeued > 0 {
+                    logger.notice("returned jobs with expired leases to the queue", metadata: ["count": "\(reclaimed.requeued)"])
+                }
+                for job in reclaimed.failed {
+                    // A job that keeps killing its worker (out of memory, a crash): failed, so that
+                    // the resource shows it rather than one replica after another dying.
+                    Counter(label: "podid_jobs_failed_total", dimensions: [("kind", job.kind)]).increment()
+                    logger.error("job failed: its workers died with it", metadata: [
+                        "job_id": "\(job.id)", "job_kind": "\(job.kind)", "lease_expiries": "\(job.leaseExpiries)", "error": "\(job.lastError ?? "")"])
+                    await handlers[job.kind]?.attemptFailed(job, message: job.lastError ?? "its worker died", final: true, retryAt: nil)
+                }
             } catch {
                 logger.warning("reclaiming expired leases failed", metadata: ["error": "\(error)"])
             }
@@ -166,20 +176,23 @@ public struct JobRunner: Service {
     /// A job still running a lease's time after the shutdown began is cancelled and released to the
     /// queue, so that shutting down never hangs on a stuck call; another worker takes it.
     func runToCompletion(_ job: Job, worker: String) async {
+        guard let lease = job.lease else {
+            logger.error("a claimed job has no lease token", metadata: ["job_id": "\(job.id)"])
+            return
+        }
         let done = Mutex(false)
         let task = Task {
-            await execute(job, worker: worker)
+            await execute(job, lease: lease)
             done.withLock { $0 = true }
         }
         var graceEnds: ContinuousClock.Instant?
         while !done.withLock({ $0 }) {
-            if Task.isCancelled && graceEnds == nil { graceEnds = .now + lease }
+            if Task.isCancelled && graceEnds == nil { graceEnds = .now + self.lease }
             if let graceEnds, ContinuousClock.now >= graceEnds {
                 task.cancel()
                 logger.warning("shutting down with a job still running: released to the queue",
                                metadata: ["job_id": "\(job.id)", "job_kind": "\(job.kind)"])
-                _ = try? await queue.fail(job.id, worker: worker, error: "released: the worker shut down before the job finished",
-                                          steps: [], retryAt: Date())
+                _ = try? await queue.fail(lease, error: "released: the worker shut down before the job finished", steps: [], retryAt: Date())
                 return
             }
             // A detached sleep: the loop's cancellation must not turn this wait into a busy spin.
@@ -187,7 +200,20 @@ public struct JobRunner: Service {
         }
     }
 
-    func execute(_ job: Job, worker: String) async {
+    /// How a claim of a job ended.
+    enum ClaimOutcome: Sendable {
+        /// The handler returned (nil) or threw.
+        case finished((any Error)?)
+        /// The claim lost the lease: neither success nor failure, the job's new holder records that.
+        case leaseLost(String)
+    }
+
+    /// Runs the handler under the job's lease while a watchdog renews it. When the lease is lost —
+    /// a heartbeat finds another claim, or none has succeeded for a whole lease (PostgreSQL away
+    /// for longer than that, so another replica may reclaim the job) — the handler is cancelled
+    /// and nothing more is recorded: its database writes would be refused anyway
+    /// (`PostgresPool.transaction`), and its calls to Azure and Kubernetes stop with it.
+    func execute(_ job: Job, lease: JobLease) async {
         var logger = logger
         logger[metadataKey: "job_id"] = "\(job.id)"
         logger[metadataKey: "job_kind"] = "\(job.kind)"
@@ -196,41 +222,87 @@ public struct JobRunner: Service {
         let progress = JobProgress()
         // The heartbeat also saves the steps so far, at least every two seconds, so that a running
         // job shows its progress.
-        let beat = min(lease / 3, .seconds(2))
-        let heartbeat = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: beat)
-                if Task.isCancelled { return }
-                if (try? await queue.heartbeat(job.id, worker: worker, lease: lease, steps: await progress.recorded)) == false {
-                    // A beat that crossed the job's own completion is no lost lease.
-                    if !Task.isCancelled { logger.warning("lost the lease of a running job") }
-                    return
+        let beat = min(self.lease / 3, .seconds(2))
+        let leaseDuration = self.lease
+        let handler = handlers[job.kind]
+        let queue = queue
+        let outcome: ClaimOutcome = await withTaskGroup(of: ClaimOutcome?.self) { group in
+            group.addTask {
+                do {
+                    guard let handler else { throw DomainError(.validation, "no handler for job kind '\(job.kind)'") }
+                    try await JobLease.$current.withValue(lease) {
+                        try await handler.run(job, progress: progress)
+                    }
+                    return .finished(nil)
+                } catch let lost as JobLeaseLost {
+                    return .leaseLost("\(lost)")
+                } catch {
+                    return .finished(error)
                 }
             }
-        }
-        defer { heartbeat.cancel() }
-        do {
-            guard let handler = handlers[job.kind] else {
-                throw DomainError(.validation, "no handler for job kind '\(job.kind)'")
+            group.addTask {
+                var renewed = ContinuousClock.now
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: beat)
+                    if Task.isCancelled { return nil }
+                    let sent = ContinuousClock.now
+                    do {
+                        if try await queue.heartbeat(lease, duration: leaseDuration, steps: await progress.recorded) {
+                            renewed = sent
+                        } else {
+                            if Task.isCancelled { return nil }
+                            return .leaseLost("another worker holds the job's lease")
+                        }
+                    } catch {
+                        if ContinuousClock.now - renewed >= leaseDuration {
+                            return .leaseLost("no heartbeat reached the database for a whole lease (\(leaseDuration)): \(error)")
+                        }
+                    }
+                }
+                return nil
             }
-            try await handler.run(job, progress: progress)
-            heartbeat.cancel()
-            try await queue.complete(job.id, worker: worker, steps: await progress.recorded)
+            var first: ClaimOutcome?
+            while first == nil, let next = await group.next() {
+                first = next
+            }
+            group.cancelAll()
+            return first ?? .leaseLost("the worker was cancelled")
+        }
+        switch outcome {
+        case .leaseLost(let reason):
+            leaseLost(job, reason: reason, logger: logger)
+        case .finished(nil):
+            let completed: Bool
+            do {
+                completed = try await queue.complete(lease, steps: await progress.recorded)
+            } catch {
+                // The outcome could not be recorded (the database is away): the lease expires and
+                // the job runs again; its steps are idempotent.
+                logger.warning("recording a finished job failed", metadata: ["error": "\(error)"])
+                return
+            }
+            guard completed else {
+                leaseLost(job, reason: "the job finished after its lease had passed to another worker", logger: logger)
+                return
+            }
             Counter(label: "podid_jobs_succeeded_total", dimensions: [("kind", job.kind)]).increment()
             logger.info("job succeeded", metadata: ["attempt": "\(job.attempts)"])
-        } catch {
-            heartbeat.cancel()
+        case .finished(let error?):
             let (retryAt, message) = Self.retryPlan(error, attempt: job.attempts)
-            let state: JobState
+            let state: JobState?
             do {
-                state = try await queue.fail(job.id, worker: worker, error: message, steps: await progress.recorded, retryAt: retryAt)
+                state = try await queue.fail(lease, error: message, steps: await progress.recorded, retryAt: retryAt)
             } catch {
                 // The outcome could not be recorded (the database is away): the lease expires and
                 // the job runs again, so nothing is lost.
                 logger.warning("recording a failed attempt failed", metadata: ["error": "\(error)", "job_error": "\(message)"])
                 return
             }
-            await handlers[job.kind]?.attemptFailed(job, message: message, final: state == .failed, retryAt: state == .failed ? nil : retryAt)
+            guard let state else {
+                leaseLost(job, reason: "the attempt failed after its lease had passed to another worker: \(message)", logger: logger)
+                return
+            }
+            await handler?.attemptFailed(job, message: message, final: state == .failed, retryAt: state == .failed ? nil : retryAt)
             if state == .failed {
                 Counter(label: "podid_jobs_failed_total", dimensions: [("kind", job.kind)]).increment()
                 logger.error("job failed", metadata: ["error": "\(message)", "attempt": "\(job.attempts)"])
@@ -240,6 +312,12 @@ public struct JobRunner: Service {
             }
         }
         Timer(label: "podid_jobs_duration_seconds", dimensions: [("kind", job.kind)]).recordNanoseconds((ContinuousClock.now - started).inNanoseconds)
+    }
+
+    func leaseLost(_ job: Job, reason: String, logger: Logger) {
+        Counter(label: "podid_jobs_lease_lost_total", dimensions: [("kind", job.kind)]).increment()
+        logger.warning("lost the lease of a running job: stopped it and recorded nothing; its new holder finishes it",
+                       metadata: ["reason": "\(reason)", "attempt": "\(job.attempts)"])
     }
 
     /// When to retry after `error`, if at all, and the message kept as the job's last error.

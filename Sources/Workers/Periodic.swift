@@ -22,6 +22,11 @@ public struct Periodic: Service {
         self.final = final
     }
 
+    /// One run of the work, now (tests, and callers that need it done before going on).
+    public func runOnce() async throws {
+        try await work()
+    }
+
     public func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
@@ -74,12 +79,34 @@ public enum Housekeeping {
         }
     }
 
-    /// Deletes idempotency keys older than 24 hours, every ten minutes.
-    public static func idempotencyPruner(_ store: any IdempotencyStore, logger: Logger) -> Periodic {
-        Periodic("pruning idempotency keys", every: .seconds(600), logger: logger) {
-            let pruned = try await store.prune()
-            if pruned > 0 { logger.debug("pruned idempotency keys", metadata: ["count": "\(pruned)"]) }
+    /// Retention, every `interval`: finished jobs older than `jobRetentionDays`, health history
+    /// older than `healthHistoryDays` and idempotency keys older than 24 hours are deleted, and each
+    /// deletion is audited as a count (`housekeeping.pruned`), so that dashboards show where old
+    /// records went. Every replica may run it: the deletes do not overlap.
+    public static func retention(jobs: any JobQueue, health: (any HealthStore)?, idempotency: any IdempotencyStore, audit: any AuditRows,
+                                 jobRetentionDays: Int, healthHistoryDays: Int, logger: Logger,
+                                 every interval: Duration = .seconds(600), now: @escaping @Sendable () -> Date = Date.init) -> Periodic {
+        Periodic("pruning old jobs, health history and idempotency keys", every: interval, logger: logger) {
+            let current = now()
+            let jobsBefore = current.addingTimeInterval(-Double(jobRetentionDays) * 86_400)
+            try await pruned("jobs", before: jobsBefore, count: try await jobs.pruneFinished(before: jobsBefore), audit: audit, logger: logger)
+            if let health {
+                let historyBefore = current.addingTimeInterval(-Double(healthHistoryDays) * 86_400)
+                try await pruned("healthHistory", before: historyBefore, count: try await health.pruneHistory(before: historyBefore),
+                                 audit: audit, logger: logger)
+            }
+            try await pruned("idempotencyKeys", before: current.addingTimeInterval(-86_400), count: try await idempotency.prune(),
+                             audit: audit, logger: logger)
         }
+    }
+
+    static func pruned(_ what: String, before: Date, count: Int, audit: any AuditRows, logger: Logger) async throws {
+        guard count > 0 else { return }
+        logger.info("pruned old records", metadata: ["what": "\(what)", "count": "\(count)"])
+        try await audit.append(AuditDraft(
+            actor: "podid", actorTeam: nil, action: "housekeeping.pruned", outcome: .success, team: nil, resourceType: "housekeeping",
+            resourceName: what, requestId: nil,
+            details: ["what": .string(what), "count": .number(Double(count)), "before": .string(Timestamp.format(before))]))
     }
 }
 

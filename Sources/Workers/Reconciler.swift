@@ -33,6 +33,11 @@ public protocol Reconciler: JobHandler {
 
 extension Reconciler {
     public func run(_ job: Job, progress: JobProgress) async throws {
+        try await runReconciling(job, progress: progress)
+    }
+
+    /// The skeleton's run (a handler with kinds of its own dispatches here for the others).
+    public func runReconciling(_ job: Job, progress: JobProgress) async throws {
         let payload = try Self.payload(of: job)
         guard let resource = try await load(payload) else {
             await progress.record(JobStep(name: "\(Self.noun).read", outcome: "skipped", details: ["reason": "the \(Self.noun) no longer exists"]))
@@ -48,6 +53,11 @@ extension Reconciler {
     }
 
     public func attemptFailed(_ job: Job, message: String, final: Bool, retryAt: Date?) async {
+        await recordFailure(job, message: message, final: final, retryAt: retryAt)
+    }
+
+    /// The skeleton's record of a failed attempt.
+    public func recordFailure(_ job: Job, message: String, final: Bool, retryAt: Date?) async {
         guard let payload = try? Self.payload(of: job) else { return }
         let event = LifecycleEvent.failed(job: job.id, attempt: job.attempts, maxAttempts: job.maxAttempts, retryAt: retryAt,
                                           final: final, error: message)

@@ -216,8 +216,10 @@ struct HealthTests {
             #expect(try await send("DELETE", "\(sims.kubeURL)\(aibPath)").status == 200)
             health = try await Self.check(client)
             #expect(Self.codes(health).contains("AzureIdentityBindingMissing"), "\(health)")
-            #expect(try await sims.kubeObject(aibPath) != nil, "re-applied")
-            #expect(try await database.auditRows().contains { $0.action == "k8s.azureidentitybinding.reapplied" })
+            // By the binding's repair job, which the sweep queued.
+            #expect(try await eventually { try await sims.kubeObject(aibPath) != nil }, "re-applied")
+            #expect(try await eventually { try await database.auditRows().contains { $0.action == "k8s.azureidentitybinding.reapplied" } })
+            #expect(try await client.call(.get, "/v1/jobs?kind=binding.repair", token: testAdminToken).items.first?["state"] as? String == "succeeded")
             #expect(try await eventually(timeout: .seconds(30)) { try await Self.check(client)["status"] as? String == "healthy" })
 
             // A role assignment removed in Azure: a finding (the identity's next job creates it again).
@@ -291,6 +293,92 @@ struct HealthTests {
             #expect(granted.status == 201, "\(granted.text)")
             health = try await Self.check(client)
             #expect(!Self.codes(health).contains("KubeletLacksOperator"), "\(health)")
+        }
+    }
+
+    @Test("a check asked for while another sweep holds the cluster waits for it and then sweeps: its answer is observed after the request")
+    func checkDuringRunningSweep() async throws {
+        try await withWorkerApp { client, database, sims in
+            try await client.registerSimCluster(sims)
+            try await client.createTeam("payments", policy: bindingPolicy())
+            _ = try await client.call(.post, "/v1/teams/payments/identities", token: testAdminToken, json: identityBody("api"))
+            _ = try await client.call(.post, "/v1/teams/payments/identities/api/bindings", token: testAdminToken,
+                                      json: #"{"name":"web","cluster":"local","selector":"payments-api"}"#)
+            _ = try await client.waitForBinding("payments", "api", "web", state: "ready")
+            let path = "/v1/teams/payments/identities/api/bindings/web/health"
+            let asked = Date().addingTimeInterval(-0.001)
+            // Another replica's sweep of `local` (its session lock), running from before the request.
+            try await database.withOwner { owner in
+                try await owner.withConnection { connection in
+                    _ = try await connection.query("SELECT pg_advisory_lock(hashtext('podid-health:local'))", logger: TestDatabase.logger).collect()
+                    let queued = try await client.call(.post, path, token: testAdminToken)
+                    #expect(queued.status == .accepted, "\(queued.body)")
+                    #expect(try await eventually(timeout: .seconds(30)) {
+                        try await client.call(.get, "/v1/jobs?kind=health.check", token: testAdminToken).items.first?["state"] as? String == "running"
+                    })
+                    try await Task.sleep(for: .milliseconds(800))
+                    _ = try await connection.query("SELECT pg_advisory_unlock(hashtext('podid-health:local'))", logger: TestDatabase.logger).collect()
+                }
+            }
+            // The periodic sweep runs every 60 s here: only the check itself can answer this soon.
+            let format = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+            #expect(try await eventually(timeout: .seconds(30)) {
+                let json = try await client.call(.get, path, token: testAdminToken).json
+                guard let text = json["observedAt"] as? String, let observed = try? format.parse(text) else { return false }
+                return observed >= asked
+            })
+            let job = try await client.call(.get, "/v1/jobs?kind=health.check", token: testAdminToken).items.first
+            let steps = job?["steps"] as? [[String: Any]] ?? []
+            #expect(job?["state"] as? String == "succeeded", "\(String(describing: job))")
+            #expect(steps.last?["outcome"] as? String == "succeeded", "\(steps)")
+        }
+    }
+
+    @Test("a repair queued from a stale read of a binding deleted since brings nothing back; an apply that finds its objects already as wanted audits them once")
+    func repairAfterDeletion() async throws {
+        try await withWorkerApp { client, database, sims in
+            try await client.registerSimCluster(sims)
+            try await client.createTeam("payments", policy: bindingPolicy())
+            _ = try await client.call(.post, "/v1/teams/payments/identities", token: testAdminToken, json: identityBody("api"))
+            _ = try await client.call(.post, "/v1/teams/payments/identities/api/bindings", token: testAdminToken,
+                                      json: #"{"name":"web","cluster":"local","selector":"payments-api"}"#)
+            _ = try await client.waitForBinding("payments", "api", "web", state: "ready")
+            let stale = try #require(try await database.withRuntimeStore { try await $0.bindings.get(team: "payments", identity: "api", name: "web", lock: .none) })
+            let aibPath = "/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentitybindings/\(aibName("payments", "api", "web"))"
+            let aiPath = "/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentities/\(aiName("payments", "api"))"
+
+            // An apply that finds both objects as wanted, with the events of their writing lost
+            // (a worker stopped between writing and recording): audited now, once.
+            _ = try await database.withOwner {
+                try await $0.query("DELETE FROM audit_events WHERE action LIKE 'k8s.%.applied'", logger: TestDatabase.logger).collect()
+            }
+            for round in 1...2 {
+                let id = try await database.withRuntimeStore { store in
+                    try await store.transaction { try await $0.jobs.enqueue(BindingApply.job(stale, requestId: "again-\(round)")) }
+                }
+                #expect(try await eventually {
+                    try await client.call(.get, "/v1/jobs/\(id.uuidString.lowercased())", token: testAdminToken).json["state"] as? String == "succeeded"
+                })
+                let applied = try await database.auditRows().filter { $0.action.hasPrefix("k8s.") && $0.action.hasSuffix(".applied") }
+                #expect(applied.count == 2, "round \(round): \(applied.map(\.action))")
+            }
+
+            // The binding is deleted; a repair a sweep queued from its earlier read runs after that.
+            #expect(try await send("DELETE", "\(sims.kubeURL)\(aibPath)").status == 200)
+            let deleted = try await client.call(.delete, "/v1/teams/payments/identities/api/bindings/web", token: testAdminToken)
+            #expect(deleted.status == .accepted, "\(deleted.body)")
+            #expect(try await eventually {
+                try await client.call(.get, "/v1/teams/payments/identities/api/bindings/web", token: testAdminToken).status == .notFound
+            })
+            let repair = try await database.withRuntimeStore { store in
+                try await store.transaction { try await $0.jobs.enqueue(BindingRepair.job(stale, requestId: nil)) }
+            }
+            #expect(try await eventually {
+                try await client.call(.get, "/v1/jobs/\(repair.uuidString.lowercased())", token: testAdminToken).json["state"] as? String == "succeeded"
+            })
+            #expect(try await sims.kubeObject(aibPath) == nil, "the deleted binding's AzureIdentityBinding stays deleted")
+            #expect(try await sims.kubeObject(aiPath) == nil, "and so does its AzureIdentity")
+            #expect(try await !database.auditRows().contains { $0.action.hasSuffix(".reapplied") })
         }
     }
 

@@ -4,6 +4,7 @@ import Logging
 import PostgresNIO
 import Store
 import Testing
+import Workers
 
 @Suite("Job queue", .timeLimit(.minutes(5)))
 struct JobQueueTests {
@@ -49,10 +50,12 @@ struct JobQueueTests {
             #expect(claimed.requestId == "req-a")
             #expect(try await queue.claim(worker: "w2", lease: .seconds(30)) == nil, "a running job is not claimed twice")
             let step = JobStep(name: "azure.identity.put", outcome: "succeeded")
-            #expect(try await queue.heartbeat(id, worker: "w1", lease: .seconds(30), steps: [step]))
+            let lease = try #require(claimed.lease)
+            #expect(try await queue.heartbeat(lease, duration: .seconds(30), steps: [step]))
             #expect(try await queue.job(id)?.steps.map(\.name) == ["azure.identity.put"], "a running job shows its steps")
-            #expect(try await queue.heartbeat(id, worker: "w2", lease: .seconds(30), steps: []) == false)
-            try await queue.complete(id, worker: "w1", steps: [JobStep(name: "azure.identity.put", outcome: "succeeded", details: ["x-ms-request-id": "r1"])])
+            #expect(try await queue.heartbeat(JobLease(jobId: id, token: UUID()), duration: .seconds(30), steps: []) == false,
+                    "only the claim's own token renews the lease")
+            #expect(try await queue.complete(lease, steps: [JobStep(name: "azure.identity.put", outcome: "succeeded", details: ["x-ms-request-id": "r1"])]))
             let done = try #require(try await queue.job(id))
             #expect(done.state == .succeeded)
             #expect(done.steps.first?.details["x-ms-request-id"] == "r1")
@@ -73,7 +76,7 @@ struct JobQueueTests {
             let id3 = try await Self.enqueue(db, first)
             #expect(id3 != id1)
             #expect(try await queue.claim(worker: "w2", lease: .seconds(30)) == nil, "same serial key: waits")
-            try await queue.complete(claimed.id, worker: "w", steps: [])
+            #expect(try await queue.complete(try #require(claimed.lease), steps: []))
             #expect(try await queue.claim(worker: "w2", lease: .seconds(30))?.id == id3)
         }
     }
@@ -88,7 +91,7 @@ struct JobQueueTests {
                         var mine: [(UUID, String)] = []
                         while let job = try await queue.claim(worker: "w\(worker)", lease: .seconds(30)) {
                             mine.append((job.id, job.serialKey))
-                            try await queue.complete(job.id, worker: "w\(worker)", steps: [])
+                            _ = try await queue.complete(try #require(job.lease), steps: [])
                         }
                         return mine
                     }
@@ -99,7 +102,7 @@ struct JobQueueTests {
             var all = claims
             while let job = try await queue.claim(worker: "late", lease: .seconds(30)) {
                 all.append((job.id, job.serialKey))
-                try await queue.complete(job.id, worker: "late", steps: [])
+                _ = try await queue.complete(try #require(job.lease), steps: [])
             }
             #expect(all.count == 30)
             #expect(Set(all.map(\.0)).count == 30, "no job was claimed twice")
@@ -112,13 +115,13 @@ struct JobQueueTests {
     func failures() async throws {
         try await Self.withQueue { queue, db in
             let id = try await Self.enqueue(db, Self.job("f", maxAttempts: 2))
-            _ = try #require(try await queue.claim(worker: "w", lease: .seconds(30)))
+            let first = try #require(try await queue.claim(worker: "w", lease: .seconds(30))?.lease)
             let later = Date().addingTimeInterval(3600)
-            #expect(try await queue.fail(id, worker: "w", error: "throttled", steps: [], retryAt: later) == .queued)
+            #expect(try await queue.fail(first, error: "throttled", steps: [], retryAt: later) == .queued)
             #expect(try await queue.claim(worker: "w", lease: .seconds(30)) == nil, "not due before its retry time")
             _ = try await db.rows("UPDATE jobs SET run_at = now() WHERE id = \(id)")
-            _ = try #require(try await queue.claim(worker: "w", lease: .seconds(30)))
-            #expect(try await queue.fail(id, worker: "w", error: "still throttled", steps: [], retryAt: Date()) == .failed,
+            let second = try #require(try await queue.claim(worker: "w", lease: .seconds(30))?.lease)
+            #expect(try await queue.fail(second, error: "still throttled", steps: [], retryAt: Date()) == .failed,
                     "the second of two attempts was the last")
             let failed = try #require(try await queue.job(id))
             #expect(failed.lastError == "still throttled")
@@ -131,7 +134,7 @@ struct JobQueueTests {
             await #expect(throws: DomainError.self, "only failed jobs are retried") { try await jobs.retry(id.uuidString, context: admin) }
             let again = try #require(try await queue.claim(worker: "w", lease: .seconds(30)))
             #expect(again.attempts == 1)
-            #expect(try await queue.fail(id, worker: "w", error: "forbidden", steps: [], retryAt: nil) == .failed, "permanent errors fail at once")
+            #expect(try await queue.fail(try #require(again.lease), error: "forbidden", steps: [], retryAt: nil) == .failed, "permanent errors fail at once")
         }
     }
 
@@ -139,20 +142,100 @@ struct JobQueueTests {
     func leaseExpiry() async throws {
         try await Self.withQueue { queue, db in
             let id = try await Self.enqueue(db, Self.job("l"))
-            _ = try #require(try await queue.claim(worker: "dead", lease: .seconds(30)))
-            #expect(try await queue.reclaimExpiredLeases() == 0)
+            let dead = try #require(try await queue.claim(worker: "dead", lease: .seconds(30))?.lease)
+            #expect(try await queue.reclaimExpiredLeases() == ReclaimedJobs(requeued: 0, failed: []))
             // Time passes without heartbeats (set in SQL: timing a short lease is flaky on a loaded machine).
             let remaining = try await db.rows("SELECT extract(epoch FROM lease_expires_at - now())::float8 FROM jobs WHERE id = \(id)")
             #expect(try (25.0...31.0).contains(remaining[0].decode(Double.self)), "the lease lasts what the worker asked for")
             _ = try await db.rows("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = \(id)")
-            #expect(try await queue.reclaimExpiredLeases() == 1)
-            let reclaimed = try #require(try await queue.claim(worker: "alive", lease: .seconds(30)))
+            #expect(try await queue.reclaimExpiredLeases().requeued == 1)
+            // The same worker name claims it again (a restarted process reusing its name): only the
+            // token tells the two claims apart.
+            let reclaimed = try #require(try await queue.claim(worker: "dead", lease: .seconds(30)))
             #expect(reclaimed.id == id)
             #expect(reclaimed.attempts == 2)
-            try await queue.complete(id, worker: "dead", steps: [])
-            #expect(try await queue.job(id)?.state == .running, "the dead worker's completion is ignored")
-            try await queue.complete(id, worker: "alive", steps: [])
+            #expect(reclaimed.leaseExpiries == 1)
+            #expect(try await queue.complete(dead, steps: []) == false)
+            #expect(try await queue.fail(dead, error: "late", steps: [], retryAt: nil) == nil, "the old claim's failure is no failure of the job")
+            #expect(try await queue.job(id)?.state == .running, "the old claim's completion is ignored")
+            #expect(try await queue.complete(try #require(reclaimed.lease), steps: []))
             #expect(try await queue.job(id)?.state == .succeeded)
+        }
+    }
+
+    @Test("a job whose workers keep dying fails once its attempts are used, naming how often, instead of moving from worker to worker")
+    func poisonJob() async throws {
+        try await Self.withQueue { queue, db in
+            let id = try await Self.enqueue(db, Self.job("poison", maxAttempts: 2))
+            for round in 1...2 {
+                let claimed = try #require(try await queue.claim(worker: "w\(round)", lease: .seconds(30)))
+                #expect(claimed.attempts == round)
+                // The worker dies (out of memory): no heartbeat, no outcome.
+                _ = try await db.rows("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = \(id)")
+                let reclaimed = try await queue.reclaimExpiredLeases()
+                if round == 1 {
+                    #expect(reclaimed == ReclaimedJobs(requeued: 1, failed: []))
+                } else {
+                    #expect(reclaimed.requeued == 0)
+                    #expect(reclaimed.failed.map(\.id) == [id])
+                }
+            }
+            let failed = try #require(try await queue.job(id))
+            #expect(failed.state == .failed)
+            #expect(failed.leaseExpiries == 2)
+            #expect(failed.finishedAt != nil)
+            #expect(failed.lastError?.contains("died 2 time(s)") == true, "\(failed.lastError ?? "")")
+            #expect(try await queue.claim(worker: "w3", lease: .seconds(30)) == nil, "no worker takes it again")
+        }
+    }
+
+    @Test("a claim that lost its lease writes nothing: its transactions are refused while the new claim's go through")
+    func fencedWrites() async throws {
+        try await Self.withQueue { queue, db in
+            let id = try await Self.enqueue(db, Self.job("fenced"))
+            let old = try #require(try await queue.claim(worker: "w", lease: .seconds(30))?.lease)
+            @Sendable func write(_ value: String) async throws {
+                try await db.transaction { connection in
+                    try await connection.query("UPDATE jobs SET request_id = \(value) WHERE id = \(id)", logger: Self.logger)
+                }
+            }
+            try await JobLease.$current.withValue(old) { try await write("by-old-before") }
+            _ = try await db.rows("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = \(id)")
+            _ = try await queue.reclaimExpiredLeases()
+            let new = try #require(try await queue.claim(worker: "w", lease: .seconds(30))?.lease)
+            await #expect(throws: JobLeaseLost.self) {
+                try await JobLease.$current.withValue(old) { try await write("by-old-after") }
+            }
+            try await JobLease.$current.withValue(new) { try await write("by-new") }
+            #expect(try await queue.job(id)?.requestId == "by-new")
+            // Outside any job (an API request) nothing is fenced.
+            try await write("by-api")
+            #expect(try await queue.job(id)?.requestId == "by-api")
+        }
+    }
+
+    @Test("finished jobs older than the retention go; queued, running and recent ones stay")
+    func retention() async throws {
+        try await Self.withQueue { queue, db in
+            let old = try await Self.enqueue(db, Self.job("old"))
+            let recent = try await Self.enqueue(db, Self.job("recent"))
+            let running = try await Self.enqueue(db, Self.job("running"))
+            let queued = try await Self.enqueue(db, Self.job("queued", serial: "running"))
+            _ = try await db.rows("UPDATE jobs SET state = 'succeeded', finished_at = now() - interval '40 days' WHERE id = \(old)")
+            _ = try await db.rows("UPDATE jobs SET state = 'failed', finished_at = now() - interval '1 day' WHERE id = \(recent)")
+            _ = try await db.rows("UPDATE jobs SET state = 'running', created_at = now() - interval '90 days' WHERE id = \(running)")
+            // Housekeeping's retention deletes it, and audits how many went.
+            let store = PostgresStore(pool: db)
+            let retention = Housekeeping.retention(jobs: queue, health: PostgresHealthStore(database: db), idempotency: PostgresIdempotencyStore(database: db),
+                                                   audit: store.audit, jobRetentionDays: 30, healthHistoryDays: 30, logger: Self.logger)
+            try await retention.runOnce()
+            #expect(try await queue.job(old) == nil)
+            for kept in [recent, running, queued] { #expect(try await queue.job(kept) != nil) }
+            let events = try await db.rows("SELECT resource_name, details->>'count' FROM audit_events WHERE action = 'housekeeping.pruned'")
+                .map { try $0.decode((String, String).self) }
+            #expect(events.count == 1 && events.first?.0 == "jobs" && events.first?.1 == "1", "\(events)")
+            try await retention.runOnce()
+            #expect(try await db.rows("SELECT 1 FROM audit_events WHERE action = 'housekeeping.pruned'").count == 1, "nothing pruned, nothing audited")
         }
     }
 

@@ -149,6 +149,41 @@ struct JobRunnerTests {
         }
     }
 
+    @Test("a worker whose lease another claim took is stopped: its handler is cancelled and it records no outcome")
+    func lostLease() async throws {
+        let cancelled = Mutex(false)
+        let handler = ScriptedHandler { call in
+            guard call == 1 else { return }
+            do {
+                try await Task.sleep(for: .seconds(120))
+            } catch {
+                cancelled.withLock { $0 = true }
+                throw error
+            }
+        }
+        try await Self.withRunner(handlers: ["test.slow": handler], lease: .seconds(3)) { queue, db in
+            let id = try await Self.enqueue(db, kind: "test.slow", name: "slow")
+            _ = try await Self.waitForState(queue, id, [.running])
+            #expect(try await eventually(timeout: .seconds(20)) { handler.count == 1 })
+            // Another replica holds the job now (its lease expired during a failover and was
+            // claimed again there).
+            _ = try await db.rows(
+                """
+                UPDATE jobs SET lease_token = gen_random_uuid(), lease_owner = 'other-replica/0', steps = '[]',
+                                lease_expires_at = now() + interval '1 hour'
+                WHERE id = \(id)
+                """)
+            #expect(try await eventually(timeout: .seconds(20)) { cancelled.withLock { $0 } }, "the handler is cancelled")
+            try await Task.sleep(for: .seconds(2))
+            let job = try #require(try await queue.job(id))
+            #expect(job.state == .running, "neither failed nor queued by the worker that lost it")
+            #expect(job.lastError == nil)
+            #expect(job.steps.isEmpty, "the old worker's heartbeat no longer writes its steps")
+            let owner = try await db.rows("SELECT lease_owner FROM jobs WHERE id = \(id)")[0].decode(String.self)
+            #expect(owner == "other-replica/0")
+        }
+    }
+
     @Test("retry plans: retryable upstream errors back off (at least Retry-After), permanent and domain errors do not retry")
     func plans() {
         let now = Date(timeIntervalSince1970: 1_000_000)

@@ -229,9 +229,11 @@ struct KubeScenarioTests {
             #expect(deleted.status == 200, "\(deleted.text)")
             health = try await HealthTests.check(client, binding: path)
             #expect(HealthTests.codes(health).contains("AzureIdentityBindingMissing"), "\(health)")
-            let back = try await kube.object(.azureIdentityBinding, namespace: Self.broker, aibName)
-            #expect(back.map { AzureIdentityBindingObject($0).selector } == "\(team)-api", "re-applied")
-            #expect(try await database.auditRows().contains { $0.action == "k8s.azureidentitybinding.reapplied" })
+            // By the binding's repair job, which the sweep queued.
+            #expect(try await eventually {
+                try await kube.object(.azureIdentityBinding, namespace: Self.broker, aibName).map { AzureIdentityBindingObject($0).selector } == "\(team)-api"
+            }, "re-applied")
+            #expect(try await eventually { try await database.auditRows().contains { $0.action == "k8s.azureidentitybinding.reapplied" } })
 
             _ = try await client.call(.delete, "/v1/teams/\(team)/identities/api?cascade=true", token: testAdminToken)
             #expect(try await client.waitForIdentityGone(team, "api"))
