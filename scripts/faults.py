@@ -234,23 +234,35 @@ def drill_storm(binary, count):
         errors = sum(1 for e in log_entries if e["status"] == 500)
         early = []
         gaps = []
+        in_flight = 0
         for index, entry in enumerate(log_entries):
             if entry["status"] != 429:
                 continue
-            at = parse_time(entry["time"])
+            # The 429 reached podid when the simulator answered it (`time`). A request to the same
+            # path that arrived before then was already in flight (another worker's call, its own
+            # client request id): no retry, and nothing podid could have held back. The first one
+            # that arrived after it is what podid sent knowing about the 429: it must wait it out.
+            answered = parse_time(entry["time"])
             for later in log_entries[index + 1:]:
-                if later["method"] == entry["method"] and later["path"] == entry["path"]:
-                    gap = parse_time(later["time"]) - at
-                    gaps.append(gap)
-                    if gap < 2 - 0.05:
-                        early.append((entry["operation"], round(gap, 3)))
-                    break
+                if later["method"] != entry["method"] or later["path"] != entry["path"]:
+                    continue
+                arrived = parse_time(later.get("receivedAt") or later["time"])
+                if arrived < answered:
+                    in_flight += 1
+                    continue
+                gap = arrived - answered
+                gaps.append(gap)
+                if gap < 2 - 0.05:
+                    same_call = later.get("clientRequestId") and later.get("clientRequestId") == entry.get("clientRequestId")
+                    early.append((entry["operation"], round(gap, 3), "the same call again" if same_call else "a new call"))
+                break
         if early:
             problems.append(f"{len(early)} requests came again sooner than Retry-After, e.g. {early[:3]}")
         if not throttled:
             problems.append("the simulator throttled nothing")
         summary = (f"{final.get('ready', 0)}/{count} ready in {took:.0f} s through {len(throttled)} 429s and {errors} 500s; "
-                   f"the shortest wait after a 429 was {min(gaps) if gaps else 0:.2f} s (Retry-After 2 s), {len(early)} sooner; "
+                   f"the shortest wait after a 429 was {min(gaps) if gaps else 0:.2f} s (Retry-After 2 s), {len(early)} sooner, "
+                   f"{in_flight} already in flight; "
                    f"{numbers['identitiesInAzure']} identities and {numbers['roleAssignments']} role assignments in Azure, "
                    f"{numbers['orphaned']} orphaned")
         return result_line("storm", problems, summary)

@@ -27,7 +27,13 @@ public enum PodidApplication {
                                 denialWindow: TimeInterval(config.auditDenialWindow))
         let database = PostgresStore(pool: pool)
 
-        let auditLog = PostgresAuditLog(database: pool)
+        // Exports read from a pool of their own, as many connections as exports may run at once.
+        var exportConfiguration = databaseURL.clientConfiguration()
+        exportConfiguration.options.maximumConnections = max(1, config.exportsMax)
+        exportConfiguration.options.minimumConnections = 0
+        let exportClient = PostgresClient(configuration: exportConfiguration, backgroundLogger: dbLogger)
+        let exportPool = PostgresPool(client: exportClient, logger: dbLogger, connectionWait: .seconds(config.databaseConnectWait))
+        let auditLog = PostgresAuditLog(database: pool, exports: exportPool)
         let idempotency = PostgresIdempotencyStore(database: pool)
         let healthStore = PostgresHealthStore(database: pool)
         let runner = MigrationRunner(client: client, migrations: try Migration.bundled(), logger: dbLogger)
@@ -41,7 +47,10 @@ public enum PodidApplication {
             clusters: ClusterService(database: database, credentials: CredentialDirectories(config.clusterCredentialDirectories)),
             bindings: BindingService(database: database),
             jobs: JobService(database: database),
-            audit: AuditService(log: auditLog, audit: database.audit, denials: pool.denials),
+            audit: AuditService(log: auditLog, audit: database.audit, denials: pool.denials,
+                                streams: StreamSlots("audit streams", perToken: config.streamsPerToken, total: config.streamsMax),
+                                exports: StreamSlots("audit exports", perToken: config.exportsPerToken, total: config.exportsMax),
+                                exportDeadline: .seconds(config.exportTimeout)),
             health: HealthService(health: healthStore, database: database, requestedSweepSpacing: TimeInterval(config.healthCheckSpacing)),
             readiness: PostgresReadinessProbe(runner: runner),
             registry: registry)
@@ -54,12 +63,18 @@ public enum PodidApplication {
             idempotency: idempotency, registry: registry, metricsToken: config.metricsToken, rateLimiter: config.rateLimiter(),
             logger: httpLogger)
 
+        // A connection that sends nothing for PODID_HTTP_IDLE_TIMEOUT seconds (between requests, or
+        // while a request's head or body trickles in) is closed: slow clients cannot hold sockets.
         var app = Application(
             router: router,
+            server: .http1(configuration: .init(idleTimeout: config.httpIdleTimeout > 0 ? .seconds(Int64(config.httpIdleTimeout)) : nil)),
             configuration: .init(address: .hostname(config.httpHost, port: config.httpPort), serverName: "podid"),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? config.httpPort) },
             logger: httpLogger)
-        app.addServices(client, Housekeeping.idempotencyPruner(idempotency, logger: logger), Housekeeping.auditSealer(auditLog, logger: logger),
+        let retention = Housekeeping.retention(jobs: PostgresJobQueue(database: pool), health: healthStore, idempotency: idempotency,
+                                               audit: database.audit, jobRetentionDays: config.jobRetentionDays,
+                                               healthHistoryDays: config.healthHistoryDays, logger: logger)
+        app.addServices(client, exportClient, retention, Housekeeping.auditSealer(auditLog, logger: logger),
                         Housekeeping.denialFlusher(pool.denials, audit: database.audit, logger: logger,
                                                    every: .seconds(min(5, max(1, config.auditDenialWindow)))))
         app.addServices(background)
@@ -89,8 +104,7 @@ public enum PodidApplication {
         ])
         precondition(handlers.unhandled.isEmpty, "job kinds without a handler: \(handlers.unhandled)")
         let runner = JobRunner(queue: PostgresJobQueue(database: pool), handlers: handlers, workers: config.workers, logger: workerLogger)
-        let scheduler = HealthScheduler.service(sweeper: sweeper, database: database, health: healthStore, interval: .seconds(config.healthInterval),
-                                                historyDays: config.healthHistoryDays, logger: healthLogger)
+        let scheduler = HealthScheduler.service(sweeper: sweeper, database: database, interval: .seconds(config.healthInterval), logger: healthLogger)
         let renameLogger = workerLogger
         let renames = Housekeeping.once("queueing the renaming of Kubernetes objects", logger: workerLogger) {
             let queued = try await BindingService.queueRenames(in: database)

@@ -59,6 +59,22 @@ public struct PodidConfig: Sendable {
     public var auditDenialWindow = 60
     /// `PODID_HEALTH_HISTORY_DAYS`: how long health status changes are kept.
     public var healthHistoryDays = 30
+    /// `PODID_HTTP_IDLE_TIMEOUT`: seconds a connection may send nothing (between requests or within
+    /// one) before it is closed; 0 turns it off.
+    public var httpIdleTimeout = 60
+    /// `PODID_STREAMS_PER_TOKEN`: audit streams one token may hold open at once (0: no limit).
+    public var streamsPerToken = 4
+    /// `PODID_STREAMS_MAX`: audit streams the process serves at once (0: no limit).
+    public var streamsMax = 200
+    /// `PODID_EXPORTS_PER_TOKEN`: audit exports one token may run at once (0: no limit).
+    public var exportsPerToken = 2
+    /// `PODID_EXPORTS_MAX`: audit exports the process runs at once; also the size of their own
+    /// connection pool.
+    public var exportsMax = 4
+    /// `PODID_EXPORT_TIMEOUT`: seconds an export may take before it is cut off.
+    public var exportTimeout = 600
+    /// `PODID_JOB_RETENTION_DAYS`: how long finished jobs (succeeded, failed, cancelled) are kept.
+    public var jobRetentionDays = 30
     /// `PODID_AUDIT_RETENTION_DAYS`: how many days `podid db prune-audit` keeps by default (unset:
     /// keep forever).
     public var auditRetentionDays: Int?
@@ -181,6 +197,13 @@ public struct PodidConfig: Sendable {
         if let window = try integer("PODID_AUDIT_DENIAL_WINDOW", 0...3600) { config.auditDenialWindow = window }
         if let days = try integer("PODID_AUDIT_RETENTION_DAYS", 1...36_500) { config.auditRetentionDays = days }
         if let days = try integer("PODID_HEALTH_HISTORY_DAYS", 1...3650) { config.healthHistoryDays = days }
+        if let days = try integer("PODID_JOB_RETENTION_DAYS", 1...3650) { config.jobRetentionDays = days }
+        if let seconds = try integer("PODID_HTTP_IDLE_TIMEOUT", 0...3600) { config.httpIdleTimeout = seconds }
+        if let count = try integer("PODID_STREAMS_PER_TOKEN", 0...10_000) { config.streamsPerToken = count }
+        if let count = try integer("PODID_STREAMS_MAX", 0...100_000) { config.streamsMax = count }
+        if let count = try integer("PODID_EXPORTS_PER_TOKEN", 0...100) { config.exportsPerToken = count }
+        if let count = try integer("PODID_EXPORTS_MAX", 1...100) { config.exportsMax = count }
+        if let seconds = try integer("PODID_EXPORT_TIMEOUT", 10...86_400) { config.exportTimeout = seconds }
         if let interval = try integer("PODID_HEALTH_INTERVAL", 5...86_400) { config.healthInterval = interval }
         if let wait = try integer("PODID_DATABASE_CONNECT_WAIT", 1...300) { config.databaseConnectWait = wait }
         for name in ["PODID_DATABASE_URL", "PODID_MIGRATION_DATABASE_URL"] {

@@ -180,10 +180,9 @@ public struct ARMClient: AzureGateway {
 
     public func roleDefinitionId(roleName: String, scope: String) async throws -> String {
         let key = RoleDefinitionCache.key(roleName: roleName, scope: scope)
-        if let cached = roleDefinitions.get(key) { return cached }
-        let id = try await lookUpRoleDefinitionId(roleName: roleName, scope: scope)
-        roleDefinitions.set(key, id, for: Self.roleDefinitionCacheTime)
-        return id
+        return try await roleDefinitions.value(key, lifetime: Self.roleDefinitionCacheTime) {
+            try await self.lookUpRoleDefinitionId(roleName: roleName, scope: scope)
+        }
     }
 
     func lookUpRoleDefinitionId(roleName: String, scope: String) async throws -> String {
@@ -233,10 +232,13 @@ public struct ARMClient: AzureGateway {
 
     func sendNow(_ method: HTTPMethod, _ url: String, body: JSONValue?, operation: String) async throws -> HTTPExchange {
         let encoded = try body.map { Array(try JSONEncoder().encode($0)) }
-        var answer = try await counted(operation) { try await attempt(method, url, encoded) }
+        // One client request id per call, kept by its second attempt (after a token refresh), so
+        // that ARM's logs and the simulator's tie the attempts of one call together.
+        let clientRequestId = UUID().uuidString.lowercased()
+        var answer = try await counted(operation) { try await attempt(method, url, encoded, clientRequestId: clientRequestId) }
         if answer.status == 401 {
             await credential.invalidate()
-            answer = try await counted(operation) { try await attempt(method, url, encoded) }
+            answer = try await counted(operation) { try await attempt(method, url, encoded, clientRequestId: clientRequestId) }
         }
         guard (200..<300).contains(answer.status) else { throw ARMErrors.classify(answer, method: method, url: url) }
         return answer
@@ -255,10 +257,12 @@ public struct ARMClient: AzureGateway {
         }
     }
 
-    func attempt(_ method: HTTPMethod, _ url: String, _ body: [UInt8]?) async throws -> HTTPExchange {
+    func attempt(_ method: HTTPMethod, _ url: String, _ body: [UInt8]?, clientRequestId: String) async throws -> HTTPExchange {
+        // A job that lost its lease is cancelled: it sends nothing more to Azure.
+        try Task.checkCancellation()
         let token = try await credential.token()
         var headers = [("Authorization", "Bearer \(token)"), ("Accept", "application/json"),
-                       ("x-ms-client-request-id", UUID().uuidString.lowercased())]
+                       ("x-ms-client-request-id", clientRequestId)]
         if body != nil { headers.append(("Content-Type", "application/json")) }
         return try await transport.send(method, url, headers: headers, body: body)
     }
@@ -357,6 +361,9 @@ public final class SubscriptionRateLimiter: Sendable {
 /// when the scope is above subscriptions (a management group).
 final class RoleDefinitionCache: Sendable {
     let entries = Mutex<[String: (id: String, until: ContinuousClock.Instant)]>([:])
+    /// Lookups under way: concurrent jobs that miss the cache at once share one request (a burst of
+    /// provisionings would otherwise send one per job, all at once, into a throttled subscription).
+    let lookups = Mutex<[String: Task<String, any Error>]>([:])
 
     static func key(roleName: String, scope: String) -> String {
         let parts = scope.lowercased().split(separator: "/")
@@ -373,5 +380,23 @@ final class RoleDefinitionCache: Sendable {
 
     func set(_ key: String, _ id: String, for lifetime: Duration) {
         entries.withLock { $0[key] = (id, .now + lifetime) }
+    }
+
+    /// The cached id, or the answer of the one lookup under way for `key`, or a new lookup that
+    /// later callers join. A failed lookup is not cached: the next caller asks again.
+    func value(_ key: String, lifetime: Duration, lookUp: @escaping @Sendable () async throws -> String) async throws -> String {
+        if let cached = get(key) { return cached }
+        let task: Task<String, any Error> = lookups.withLock { lookups in
+            if let running = lookups[key] { return running }
+            let task = Task<String, any Error> {
+                defer { _ = self.lookups.withLock { $0.removeValue(forKey: key) } }
+                let id = try await lookUp()
+                self.set(key, id, for: lifetime)
+                return id
+            }
+            lookups[key] = task
+            return task
+        }
+        return try await task.value
     }
 }

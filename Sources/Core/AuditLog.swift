@@ -188,11 +188,22 @@ public protocol AuditLog: Sendable {
 public struct AuditService: Sendable {
     let log: any AuditLog
     let authorizer: Authorizer
+    /// Live streams open at once, per token and in all.
+    public let streams: StreamSlots
+    /// Exports running at once, per token and in all.
+    public let exports: StreamSlots
+    /// How long an export may take before it is cut off (a slow reader holds a connection).
+    public let exportDeadline: Duration
 
     /// Creates the service.
-    public init(log: any AuditLog, audit: any AuditRows, denials: DenialFolder? = nil) {
+    public init(log: any AuditLog, audit: any AuditRows, denials: DenialFolder? = nil,
+                streams: StreamSlots = StreamSlots("audit streams", perToken: 4, total: 200),
+                exports: StreamSlots = StreamSlots("audit exports", perToken: 2, total: 4), exportDeadline: Duration = .seconds(600)) {
         self.log = log
         self.authorizer = Authorizer(audit: audit, denials: denials)
+        self.streams = streams
+        self.exports = exports
+        self.exportDeadline = exportDeadline
     }
 
     /// The filter a caller may use: a team token's is pinned to its team (asking for another team's
@@ -261,8 +272,37 @@ public struct AuditService: Sendable {
     }
 
     /// The whole filtered range, newest first, for exports.
+    ///
+    /// Holds one of the export slots until the last record was read or the response is dropped;
+    /// a read after `exportDeadline` ends the export with an error (the client sees a cut-off
+    /// body, never a silently shortened one).
     public func export(_ filter: AuditFilter, context: CallContext) async throws -> AuditRecords {
-        try await log.export(try await scoped(filter, context: context))
+        let filter = try await scoped(filter, context: context)
+        let slot = try exports.acquire(for: context.principal)
+        let records = try await log.export(filter)
+        let deadline = ContinuousClock.now + exportDeadline
+        let limit = exportDeadline
+        return AuditRecords {
+            guard ContinuousClock.now < deadline else {
+                slot.release()
+                throw DomainError(.unavailable, "The export ran for longer than \(limit.components.seconds) s (PODID_EXPORT_TIMEOUT) and was cut off; export a shorter range (since, until).")
+            }
+            do {
+                guard let record = try await records.next() else {
+                    slot.release()
+                    return nil
+                }
+                return record
+            } catch {
+                slot.release()
+                throw error
+            }
+        }
+    }
+
+    /// A slot for a live stream of the caller's, or a 429/503 when the limits are reached.
+    public func openStream(context: CallContext) throws -> StreamSlot {
+        try streams.acquire(for: context.principal)
     }
 
     /// Checks the hash chain (admins and auditors).

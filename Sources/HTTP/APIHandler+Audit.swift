@@ -53,8 +53,9 @@ extension APIHandler {
         } else {
             after = try await audit.reader.lastPosition()
         }
+        let slot = try audit.openStream(context: context)
         ResponseAdjustments.setHeader(.cacheControl, "no-cache")
-        return .ok(.init(body: .textEventStream(HTTPBody(AuditStreamBody(log: audit.reader, filter: filter, after: after), length: .unknown,
+        return .ok(.init(body: .textEventStream(HTTPBody(AuditStreamBody(log: audit.reader, filter: filter, after: after, slot: slot), length: .unknown,
                                                              iterationBehavior: .single))))
     }
 

@@ -52,11 +52,14 @@ struct AuditStreamBody: AsyncSequence, Sendable {
     let log: any AuditLog
     let filter: AuditFilter
     let after: Int64
+    /// The stream's slot (`AuditService.streams`), given back when the stream ends or is dropped.
+    let slot: StreamSlot
 
     struct AsyncIterator: AsyncIteratorProtocol {
         let log: any AuditLog
         let filter: AuditFilter
         var after: Int64
+        let slot: StreamSlot
         var quietSince = ContinuousClock.now
         var opened = false
 
@@ -86,11 +89,12 @@ struct AuditStreamBody: AsyncSequence, Sendable {
                 }
                 try? await Task.sleep(for: .milliseconds(500))
             }
+            slot.release()
             return nil
         }
     }
 
     func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(log: log, filter: filter, after: after)
+        AsyncIterator(log: log, filter: filter, after: after, slot: slot)
     }
 }

@@ -27,9 +27,11 @@ public enum Routes {
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: HTTPMetricsMiddleware(registry: registry))
         router.add(middleware: ProblemMiddleware(routes: box.table, logger: logger))
-        router.add(middleware: BodyLimitMiddleware())
+        // Authentication and rate limits before the body is read: a request without a valid token,
+        // or over its limit, is refused without podid reading (or buffering) what it sends.
         router.add(middleware: AuthMiddleware(authenticator: authenticator, publicPaths: publicPaths, metricsToken: metricsToken, logger: logger))
         router.add(middleware: RateLimitMiddleware(limiter: rateLimiter, logger: logger))
+        router.add(middleware: BodyLimitMiddleware())
         router.add(middleware: NullMemberMiddleware())
         router.add(middleware: IdempotencyMiddleware(store: idempotency))
         router.add(middleware: ResponseAdjustmentsMiddleware())

@@ -103,6 +103,7 @@ public final class AzureSimulator: Sendable {
 
     func handle(_ request: Request) async -> Response {
         // Buffer the body once, so that handlers and the request log can both read it.
+        let received = Date()
         var request = request
         _ = try? await request.collectBody(upTo: 3 << 20)
         let requestId = UUID().uuidString.lowercased()
@@ -116,7 +117,9 @@ public final class AzureSimulator: Sendable {
         requestLog.append(SimRequestRecord(
             time: Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)),
             method: request.method.rawValue, path: path, query: request.uri.query ?? "", operation: operation,
-            status: result.status.code, requestId: requestId, body: await loggedBody(request)))
+            status: result.status.code, requestId: requestId, body: await loggedBody(request),
+            receivedAt: received.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)),
+            clientRequestId: request.headers[HTTPField.Name("x-ms-client-request-id")!]))
         return result
     }
 

@@ -6,6 +6,7 @@ import Synchronization
 
 /// One request a simulator answered, for tests and drills to read.
 public struct SimRequestRecord: Sendable, Codable, Equatable {
+    /// When the answer was sent.
     public var time: String
     public var method: String
     public var path: String
@@ -15,6 +16,11 @@ public struct SimRequestRecord: Sendable, Codable, Equatable {
     public var requestId: String
     /// The request body (up to 64 KiB), for tests that check what clients send.
     public var body: String?
+    /// When the request arrived (before it was answered at `time`): a request that arrived before
+    /// an earlier 429 was answered was already in flight, not a retry.
+    public var receivedAt: String?
+    /// The client's `x-ms-client-request-id`, kept by podid across the attempts of one call.
+    public var clientRequestId: String?
 }
 
 /// The requests a simulator answered, newest last (bounded).

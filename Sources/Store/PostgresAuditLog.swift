@@ -7,10 +7,14 @@ import PostgresNIO
 /// and pruning (as the owner).
 public struct PostgresAuditLog: AuditLog, AuditSealing {
     let database: PostgresPool
+    /// The pool exports read from: a client reading slowly holds one of its connections, never
+    /// one the API and the workers need.
+    let exports: PostgresPool
 
-    /// Creates the log.
-    public init(database: PostgresPool) {
+    /// Creates the log; exports use `exports` (default: `database`).
+    public init(database: PostgresPool, exports: PostgresPool? = nil) {
         self.database = database
+        self.exports = exports ?? database
     }
 
     /// The advisory lock that makes one sealer at a time, across replicas.
@@ -172,7 +176,7 @@ public struct PostgresAuditLog: AuditLog, AuditSealing {
             """
         let rows: PostgresRowSequence
         do {
-            rows = try await database.client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: database.logger)
+            rows = try await exports.client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: exports.logger)
         } catch {
             throw PostgresErrors.map(error)
         }

@@ -294,6 +294,67 @@ struct AuditLogTests {
         }
     }
 
+    @Test("a token holds at most its share of streams and exports, the process its maximum; a slow export is cut off at its deadline")
+    func boundedStreams() async throws {
+        try await withTestApp(live: true, configure: {
+            $0.streamsPerToken = 2
+            $0.exportsPerToken = 1
+            $0.exportsMax = 1
+            $0.exportTimeout = 3
+        }) { client, database in
+            let port = try #require(client.port)
+            try await Self.seed(database, count: 60_000, sealed: false)
+            @Sendable func request(_ path: String, accept: String? = nil, token: String = testAdminToken) -> HTTPClientRequest {
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+                request.headers.add(name: "Authorization", value: "Bearer \(token)")
+                if let accept { request.headers.add(name: "Accept", value: accept) }
+                return request
+            }
+            // Two streams: this token's share. A third is a 429 naming the limit.
+            let first = try await HTTPClient.shared.execute(request("/v1/audit/stream"), timeout: .seconds(4))
+            let second = try await HTTPClient.shared.execute(request("/v1/audit/stream"), timeout: .seconds(60))
+            #expect(first.status == .ok && second.status == .ok)
+            let third = try await client.call(.get, "/v1/audit/stream", token: testAdminToken)
+            #expect(third.status == .tooManyRequests, "\(third.body)")
+            #expect(third.body.contains("2 audit streams"), "\(third.body)")
+            #expect(third.headers[.retryAfter] != nil)
+            // The first one's client goes away: its slot comes back.
+            let reader = Task { _ = try? await first.body.collect(upTo: 1 << 20) }
+            try await Task.sleep(for: .milliseconds(500))
+            reader.cancel()
+            _ = await reader.value
+            #expect(try await eventually(timeout: .seconds(40)) {
+                try await HTTPClient.shared.execute(request("/v1/audit/stream"), timeout: .seconds(2)).status == .ok
+            })
+            _ = second
+
+            // One export at a time in this process: a second, from any token, waits its turn (503).
+            let export = try await HTTPClient.shared.execute(request("/v1/audit", accept: "application/x-ndjson"), timeout: .seconds(120))
+            #expect(export.status == .ok)
+            let busy = try await client.call(.get, "/v1/audit", token: testAdminToken, headers: [.accept: "text/csv"])
+            #expect(busy.status == .tooManyRequests || busy.status == .serviceUnavailable, "\(busy.status) \(busy.body)")
+            // The export's reader is slow: after its deadline the body is cut off, not finished.
+            var iterator = export.body.makeAsyncIterator()
+            var lines = 0
+            var cutOff = false
+            do {
+                if let buffer = try await iterator.next() { lines += buffer.readableBytesView.filter { $0 == UInt8(ascii: "\n") }.count }
+                try await Task.sleep(for: .seconds(4))
+                while let buffer = try await iterator.next() {
+                    lines += buffer.readableBytesView.filter { $0 == UInt8(ascii: "\n") }.count
+                }
+            } catch {
+                cutOff = true
+            }
+            #expect(cutOff || lines < 60_000, "read \(lines) lines")
+            #expect(lines < 60_000, "the export ended before its last event: \(lines) lines")
+            // Its slot is free again.
+            #expect(try await eventually(timeout: .seconds(20)) {
+                try await client.call(.get, "/v1/audit?since=2100-01-01T00:00:00Z", token: testAdminToken, headers: [.accept: "text/csv"]).status == .ok
+            })
+        }
+    }
+
     @Test("verify recomputes the chain and names the first broken event: edited, deleted, reordered")
     func verify() async throws {
         try await withTestApp { client, database in
