@@ -33,7 +33,8 @@ public enum PodidApplication {
         exportConfiguration.options.minimumConnections = 0
         let exportClient = PostgresClient(configuration: exportConfiguration, backgroundLogger: dbLogger)
         let exportPool = PostgresPool(client: exportClient, logger: dbLogger, connectionWait: .seconds(config.databaseConnectWait))
-        let auditLog = PostgresAuditLog(database: pool, exports: exportPool)
+        let auditLog = PostgresAuditLog(database: pool, exports: exportPool, key: config.auditKey,
+                                        checkpoints: try config.auditCheckpoints.map { try DirectoryCheckpoints(path: $0) })
         let idempotency = PostgresIdempotencyStore(database: pool)
         let healthStore = PostgresHealthStore(database: pool)
         let runner = MigrationRunner(client: client, migrations: try Migration.bundled(), logger: dbLogger)
@@ -233,7 +234,7 @@ public enum PodidApplication {
     /// Prunes sealed audit events before `before` as the owning role; how many went.
     public static func pruneAudit(before: Date, config: PodidConfig, logger: Logger) async throws -> Int64 {
         try await withClient(try config.requireMigrationDatabaseURL(), logger: logger) { client in
-            try await PostgresAuditLog.prune(before: before, client: client, logger: logger)
+            try await PostgresAuditLog.prune(before: before, client: client, key: config.auditKey, logger: logger)
         }
     }
 
@@ -242,6 +243,9 @@ public enum PodidApplication {
         var warnings: [String] = []
         if config.migrationDatabaseURL == nil || config.migrationDatabaseURL == config.databaseURL {
             warnings.append("PODID_MIGRATION_DATABASE_URL is unset or the same as PODID_DATABASE_URL: the server runs as the owning role, so the audit log's append-only guarantee is not enforced by the database")
+        }
+        if config.auditKey == nil {
+            warnings.append("PODID_AUDIT_KEY_FILE is unset: the audit chain is unkeyed SHA-256, which whoever holds the database's owner role can recompute after rewriting events; set a key (and PODID_AUDIT_CHECKPOINTS) to make it tamper-evident against them")
         }
         return warnings
     }

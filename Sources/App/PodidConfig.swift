@@ -73,6 +73,11 @@ public struct PodidConfig: Sendable {
     public var exportsMax = 4
     /// `PODID_EXPORT_TIMEOUT`: seconds an export may take before it is cut off.
     public var exportTimeout = 600
+    /// `PODID_AUDIT_KEY_FILE`: the audit chain's key (at least 32 bytes), kept outside PostgreSQL.
+    public var auditKey: AuditKey?
+    /// `PODID_AUDIT_CHECKPOINTS`: a directory (a volume every replica shares) for signed checkpoints
+    /// of the audit chain's head.
+    public var auditCheckpoints: String?
     /// `PODID_JOB_RETENTION_DAYS`: how long finished jobs (succeeded, failed, cancelled) are kept.
     public var jobRetentionDays = 30
     /// `PODID_AUDIT_RETENTION_DAYS`: how many days `podid db prune-audit` keeps by default (unset:
@@ -129,7 +134,9 @@ public struct PodidConfig: Sendable {
         "PODID_DATA_DIR", "PODID_SIM_HOST", "PODID_SIM_AZURE_PORT", "PODID_SIM_KUBE_PORT", "PODID_SIM_MIC_MODE",
         "PODID_AZURE_TENANT_ID", "PODID_AZURE_CLIENT_ID", "PODID_AZURE_CLIENT_SECRET", "PODID_AZURE_CLIENT_SECRET_FILE",
         "PODID_AZURE_AUTHORITY_HOST", "PODID_AZURE_ARM_ENDPOINT", "PODID_AZURE_IMDS_ENDPOINT",
-        "PODID_AZURE_IDENTITY_WRITES_PER_SECOND",
+        "PODID_AZURE_IDENTITY_WRITES_PER_SECOND", "PODID_JOB_RETENTION_DAYS", "PODID_HTTP_IDLE_TIMEOUT", "PODID_STREAMS_PER_TOKEN",
+        "PODID_STREAMS_MAX", "PODID_EXPORTS_PER_TOKEN", "PODID_EXPORTS_MAX", "PODID_EXPORT_TIMEOUT", "PODID_AUDIT_KEY_FILE",
+        "PODID_AUDIT_CHECKPOINTS",
     ]
 
     /// The defaults.
@@ -182,6 +189,22 @@ public struct PodidConfig: Sendable {
                 throw ConfigError(variable: "PODID_ADMIN_TOKEN_FILE", message: error.message)
             }
             config.adminTokenFile = file
+        }
+        if let file = value("PODID_AUDIT_KEY_FILE") {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ConfigError(variable: "PODID_AUDIT_KEY_FILE", message: "cannot read '\(file)': it must name a readable file holding the audit key")
+            }
+            do {
+                config.auditKey = try AuditKey(fileContent: data)
+            } catch let error as DomainError {
+                throw ConfigError(variable: "PODID_AUDIT_KEY_FILE", message: error.detail)
+            }
+        }
+        if let directory = value("PODID_AUDIT_CHECKPOINTS") {
+            guard config.auditKey != nil else {
+                throw ConfigError(variable: "PODID_AUDIT_CHECKPOINTS", message: "checkpoints are signed with the audit key: set PODID_AUDIT_KEY_FILE too")
+            }
+            config.auditCheckpoints = directory
         }
         if let days = try integer("PODID_TOKEN_DEFAULT_EXPIRY_DAYS", 0...3650) { config.tokenDefaultExpiryDays = days }
         for (name, keyPath) in [("PODID_RATE_LIMIT_PER_TOKEN", \PodidConfig.rateLimitPerToken),

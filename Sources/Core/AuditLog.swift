@@ -132,9 +132,22 @@ public struct AuditVerification: Sendable, Equatable {
     public var anchorPosition: Int64?
     /// Events written but not sealed yet (they are checked once sealed).
     public var unsealed: Int
+    /// Every problem found, in the order found (the first is `reason`).
+    public var problems: [String] = []
+    /// Events that have no seal and are not waiting for one: taken out of the sealer's queue.
+    public var eventsWithoutSeal: [Int64] = []
+    /// Where the chain is keyed from (nil: not keyed).
+    public var keyedFrom: Int64?
+    /// The newest checkpoint checked against the chain.
+    public var checkpointPosition: Int64?
 
     /// Creates a result.
-    public init(ok: Bool, checked: Int, firstBroken: AuditRecord?, missingPosition: Int64?, reason: String?, anchorPosition: Int64?, unsealed: Int) {
+    public init(ok: Bool, checked: Int, firstBroken: AuditRecord?, missingPosition: Int64?, reason: String?, anchorPosition: Int64?, unsealed: Int,
+                problems: [String] = [], eventsWithoutSeal: [Int64] = [], keyedFrom: Int64? = nil, checkpointPosition: Int64? = nil) {
+        self.problems = problems.isEmpty ? (reason.map { [$0] } ?? []) : problems
+        self.eventsWithoutSeal = eventsWithoutSeal
+        self.keyedFrom = keyedFrom
+        self.checkpointPosition = checkpointPosition
         self.ok = ok
         self.checked = checked
         self.firstBroken = firstBroken

@@ -42,6 +42,12 @@ public protocol IdempotencyStore: Sendable {
 public protocol AuditSealing: Sendable {
     /// Seals up to a batch of committed, unsealed events; how many.
     func sealPending() async throws -> Int
+    /// Writes a checkpoint of the head now if it moved since the last one (at shutdown).
+    func writeCheckpoint() async throws
+}
+
+extension AuditSealing {
+    public func writeCheckpoint() async throws {}
 }
 
 /// Whether the service can serve: database reachable, migrations current.

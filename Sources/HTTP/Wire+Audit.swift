@@ -8,7 +8,7 @@ extension Wire {
     /// Keys of an audit event that may be `null`.
     static let auditNullKeys = ["actorTeam", "team", "resourceName", "requestId", "jobId", "before", "after", "position", "hash", "prevHash"]
     /// Keys of a verification result that are `null` when the chain checks out.
-    static let verificationNullKeys = ["firstBroken", "missingPosition", "reason", "anchorPosition"]
+    static let verificationNullKeys = ["firstBroken", "missingPosition", "reason", "anchorPosition", "keyedFrom", "checkpointPosition"]
 
     static func auditEvent(_ record: AuditRecord) throws -> Components.Schemas.AuditEvent {
         let draft = record.draft
@@ -49,6 +49,8 @@ extension Wire {
             firstBroken: try result.firstBroken.map {
                 .init(additionalProperties: try JSONDecoder().decode(OpenAPIObjectContainer.self, from: Data($0.json.canonicalText.utf8)))
             },
-            missingPosition: result.missingPosition, reason: result.reason, anchorPosition: result.anchorPosition, unsealed: result.unsealed)
+            missingPosition: result.missingPosition, reason: result.reason, anchorPosition: result.anchorPosition, unsealed: result.unsealed,
+            problems: result.problems, eventsWithoutSeal: result.eventsWithoutSeal, keyedFrom: result.keyedFrom,
+            checkpointPosition: result.checkpointPosition)
     }
 }

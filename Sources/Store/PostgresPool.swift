@@ -195,11 +195,11 @@ struct PostgresAuditRows: AuditRows {
     let executor: Executor
 
     func append(_ event: AuditDraft) async throws {
+        // Through the function the runtime role may execute (it may not insert itself): the id and
+        // the time are the server's.
         try await executor.rows(
             """
-            INSERT INTO audit_events (actor, actor_team, action, outcome, team, resource_type, resource_name,
-                                      request_id, job_id, details, before, after)
-            VALUES (\(event.actor), \(event.actorTeam), \(event.action), \(event.outcome.rawValue), \(event.team),
+            SELECT podid_audit_append(\(event.actor), \(event.actorTeam), \(event.action), \(event.outcome.rawValue), \(event.team),
                     \(event.resourceType), \(event.resourceName), \(event.requestId), \(event.jobId),
                     \(JSONValue.object(event.details).canonicalText)::jsonb, \(event.before?.canonicalText)::jsonb,
                     \(event.after?.canonicalText)::jsonb)

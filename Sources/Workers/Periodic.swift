@@ -46,7 +46,10 @@ public enum Housekeeping {
     /// run it: an advisory lock lets one seal at a time. A last pass at shutdown seals what was
     /// written before it, rather than leaving it to the next start.
     public static func auditSealer(_ sealer: any AuditSealing, logger: Logger, interval: Duration = .milliseconds(200)) -> Periodic {
-        Periodic("sealing audit events", every: interval, logger: logger, final: { _ = try? await sealer.sealPending() }) {
+        Periodic("sealing audit events", every: interval, logger: logger, final: {
+            _ = try? await sealer.sealPending()
+            try? await sealer.writeCheckpoint()
+        }) {
             // Seal everything pending, in batches, before resting.
             while try await sealer.sealPending() > 0 {}
         }

@@ -311,7 +311,7 @@ struct AuditLogTests {
                 return request
             }
             // Two streams: this token's share. A third is a 429 naming the limit.
-            let first = try await HTTPClient.shared.execute(request("/v1/audit/stream"), timeout: .seconds(4))
+            let first = try await HTTPClient.shared.execute(request("/v1/audit/stream"), timeout: .seconds(60))
             let second = try await HTTPClient.shared.execute(request("/v1/audit/stream"), timeout: .seconds(60))
             #expect(first.status == .ok && second.status == .ok)
             let third = try await client.call(.get, "/v1/audit/stream", token: testAdminToken)
@@ -324,7 +324,7 @@ struct AuditLogTests {
             reader.cancel()
             _ = await reader.value
             #expect(try await eventually(timeout: .seconds(40)) {
-                try await HTTPClient.shared.execute(request("/v1/audit/stream"), timeout: .seconds(2)).status == .ok
+                (try? await HTTPClient.shared.execute(request("/v1/audit/stream"), timeout: .seconds(10)))?.status == .ok
             })
             _ = second
 
@@ -352,6 +352,96 @@ struct AuditLogTests {
             #expect(try await eventually(timeout: .seconds(20)) {
                 try await client.call(.get, "/v1/audit?since=2100-01-01T00:00:00Z", token: testAdminToken, headers: [.accept: "text/csv"]).status == .ok
             })
+        }
+    }
+
+    @Test("with the audit key and checkpoints, the owner role cannot delete the newest events, reseal without the key, unkey the chain or empty the sealer's queue unnoticed; the runtime role cannot write the chain at all")
+    func keyedChain() async throws {
+        let checkpoints = FileManager.default.temporaryDirectory.appendingPathComponent("podid-checkpoints-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: checkpoints) }
+        let key = try AuditKey(secret: Array("an audit key of at least thirty-two bytes".utf8))
+        try await withTestApp(configure: {
+            $0.auditKey = key
+            $0.auditCheckpoints = checkpoints
+        }) { client, database in
+            for index in 0..<6 { try await client.createTeam("team-\(index)") }
+            try await Self.waitSealed(database)
+            @Sendable func owner(_ sql: String) async throws {
+                _ = try await database.withOwner { try await $0.query(PostgresQuery(unsafeSQL: sql), logger: TestDatabase.logger).collect() }
+            }
+            @Sendable func scalar(_ sql: String) async throws -> Int {
+                try await database.withOwner { try await $0.query(PostgresQuery(unsafeSQL: sql), logger: TestDatabase.logger).collect()[0].decode(Int.self) }
+            }
+            let head = try await scalar("SELECT max(position)::int FROM audit_seals")
+            let store = try DirectoryCheckpoints(path: checkpoints)
+            #expect(try await eventually(timeout: .seconds(30)) { try await store.latest(1).checkpoints.first?.position == Int64(head) },
+                    "the sealer writes a signed checkpoint of the head")
+            #expect(try await scalar("SELECT count(*)::int FROM audit_seals WHERE version <> 2") == 0, "every seal is keyed")
+            var result = try await client.call(.get, "/v1/audit/verify", token: testAdminToken).json
+            #expect(result["ok"] as? Bool == true, "\(result)")
+            #expect(result["keyedFrom"] as? Int == 1)
+            #expect(result["checkpointPosition"] as? Int == head)
+
+            // The runtime role writes events, seals and the queue only through podid's functions.
+            for sql in ["INSERT INTO audit_events (actor, action, outcome, resource_type) VALUES ('x', 'forged', 'success', 'team')",
+                        "INSERT INTO audit_seals (position, event_id, prev_hash, hash) VALUES (999999, 1, 'x', 'y')",
+                        "DELETE FROM audit_unsealed", "DELETE FROM audit_chain_keys"] {
+                await #expect(throws: (any Error).self, "\(sql)") {
+                    try await database.withRuntime { try await $0.query(PostgresQuery(unsafeSQL: sql), logger: TestDatabase.logger).collect() }
+                }
+            }
+
+            // An event taken out of the sealer's queue (written with the queue's trigger off).
+            try await owner("ALTER TABLE audit_events DISABLE TRIGGER audit_events_enqueue")
+            try await owner("INSERT INTO audit_events (actor, action, outcome, resource_type) VALUES ('dba', 'hidden', 'success', 'team')")
+            try await owner("ALTER TABLE audit_events ENABLE TRIGGER audit_events_enqueue")
+            let hidden = try await scalar("SELECT max(id)::int FROM audit_events")
+            result = try await client.call(.get, "/v1/audit/verify", token: testAdminToken).json
+            #expect(result["ok"] as? Bool == false)
+            #expect(result["eventsWithoutSeal"] as? [Int] == [hidden], "\(result)")
+            #expect((result["problems"] as? [String])?.contains { $0.contains("removed from the sealer's queue") } == true, "\(result)")
+            try await owner("DELETE FROM audit_events WHERE id = \(hidden)")
+
+            // The newest event deleted with its seal: the checkpoint says the chain was longer.
+            try await owner("DELETE FROM audit_events WHERE id = (SELECT event_id FROM audit_seals WHERE position = \(head))")
+            try await owner("DELETE FROM audit_seals WHERE position = \(head)")
+            result = try await client.call(.get, "/v1/audit/verify", token: testAdminToken).json
+            #expect(result["ok"] as? Bool == false)
+            #expect((result["problems"] as? [String])?.contains { $0.contains("the newest events were deleted") } == true, "\(result)")
+
+            // An event rewritten and resealed with unkeyed SHA-256 (all the owner can compute).
+            let last = head - 1
+            let row = try await database.withOwner { client in
+                try await client.query(PostgresQuery(unsafeSQL: """
+                    SELECT e.id, to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), e.actor, e.actor_team, e.action, e.outcome,
+                           e.team, e.resource_type, e.resource_name, e.request_id, e.job_id::text, '{"rewritten":true}', e.before::text, e.after::text,
+                           s.prev_hash
+                    FROM audit_seals s JOIN audit_events e ON e.id = s.event_id WHERE s.position = \(last)
+                    """), logger: TestDatabase.logger).collect()[0]
+            }
+            let cells = row.makeRandomAccess()
+            let canonical = AuditChain.canonical(
+                id: try cells[0].decode(Int64.self), time: try cells[1].decode(String.self), actor: try cells[2].decode(String.self),
+                actorTeam: try cells[3].decode(String?.self), action: try cells[4].decode(String.self), outcome: try cells[5].decode(String.self),
+                team: try cells[6].decode(String?.self), resourceType: try cells[7].decode(String.self), resourceName: try cells[8].decode(String?.self),
+                requestId: try cells[9].decode(String?.self), jobId: try cells[10].decode(String?.self), details: try cells[11].decode(String.self),
+                before: try cells[12].decode(String?.self), after: try cells[13].decode(String?.self))
+            let resealed = AuditChain.hash(previous: try cells[14].decode(String.self), canonical: canonical)
+            try await owner("UPDATE audit_events SET details = '{\"rewritten\": true}' WHERE id = \(try cells[0].decode(Int64.self))")
+            try await owner("UPDATE audit_seals SET hash = '\(resealed)', version = 1 WHERE position = \(last)")
+            result = try await client.call(.get, "/v1/audit/verify", token: testAdminToken).json
+            #expect((result["problems"] as? [String])?.contains { $0.contains("position \(last) is of version 1") } == true, "\(result)")
+            // ... and the chain made to look unkeyed: the checkpoints still say it is keyed.
+            try await owner("DELETE FROM audit_chain_keys")
+            result = try await client.call(.get, "/v1/audit/verify", token: testAdminToken).json
+            #expect(result["ok"] as? Bool == false)
+            #expect((result["problems"] as? [String])?.contains { $0.contains("recorded keyed from position 1") } == true, "\(result)")
+            // A forged checkpoint is not signed.
+            var forged = try #require(try await store.latest(1).checkpoints.first)
+            forged.position += 1000
+            try await store.write(forged)
+            result = try await client.call(.get, "/v1/audit/verify", token: testAdminToken).json
+            #expect((result["problems"] as? [String])?.contains { $0.contains("is not signed with the audit key") } == true, "\(result)")
         }
     }
 

@@ -57,18 +57,24 @@ struct AuditWriteTests {
         }
     }
 
-    @Test("the runtime role may insert and read audit events but never update or delete them")
+    @Test("the runtime role appends events only through podid_audit_append, with the server's id and clock, and never updates or deletes them")
     func appendOnly() async throws {
         let database = try await TestDatabase.make()
         defer { Task { await database.drop() } }
         try await database.withRuntime { client in
             try await client.query(
-                "INSERT INTO audit_events (actor, action, outcome, resource_type) VALUES ('t', 'test.inserted', 'success', 'test')",
+                "SELECT podid_audit_append('t', NULL, 'test.inserted', 'success', NULL, 'test', NULL, NULL, NULL, '{}', NULL, NULL)",
                 logger: TestDatabase.logger)
-            let count = try await client.query("SELECT count(*)::int FROM audit_events", logger: TestDatabase.logger).collect()
-            #expect(try count.first?.decode(Int.self) == 1)
+            let rows = try await client.query(
+                "SELECT count(*)::int, bool_and(occurred_at > now() - interval '1 minute') FROM audit_events", logger: TestDatabase.logger).collect()
+            let (count, serverClock) = try #require(try rows.first?.decode((Int, Bool).self))
+            #expect(count == 1 && serverClock)
             for statement in [
+                "INSERT INTO audit_events (actor, action, outcome, resource_type) VALUES ('t', 'test.inserted', 'success', 'test')",
+                "INSERT INTO audit_events (id, occurred_at, actor, action, outcome, resource_type) OVERRIDING SYSTEM VALUE VALUES (99, '2001-01-01', 't', 'x', 'success', 'test')",
                 "UPDATE audit_events SET action = 'test.changed'", "DELETE FROM audit_events", "TRUNCATE audit_events",
+                "DELETE FROM audit_unsealed", "INSERT INTO audit_unsealed VALUES (12345)", "UPDATE audit_seals SET hash = 'x'",
+                "INSERT INTO audit_anchors (position, hash, pruned_before, pruned_events) VALUES (1, 'x', now(), 1)",
             ] {
                 await #expect {
                     try await client.query(PostgresQuery(unsafeSQL: statement), logger: TestDatabase.logger)
