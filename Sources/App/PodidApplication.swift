@@ -231,6 +231,18 @@ public enum PodidApplication {
         }
     }
 
+    /// A warning when PODID_DATABASE_URL's role may change the audit history itself (the owner,
+    /// or a superuser): then the database does not enforce that podid only appends to it.
+    public static func roleWarning(config: PodidConfig, logger: Logger) async -> String? {
+        guard let url = try? config.requireDatabaseURL() else { return nil }
+        let writes = try? await withClient(url, logger: logger) { client in
+            try await client.query("SELECT has_table_privilege('audit_events', 'UPDATE') OR has_table_privilege('audit_seals', 'INSERT')",
+                                   logger: logger).collect().first?.decode(Bool.self)
+        }
+        guard writes == true else { return nil }
+        return "PODID_DATABASE_URL's role may change the audit history directly (it owns the tables, or is a superuser): run podid serve as the runtime role (podid_runtime), and keep the owner's URL for podid migrate and the migration job"
+    }
+
     /// Prunes sealed audit events before `before` as the owning role; how many went.
     public static func pruneAudit(before: Date, config: PodidConfig, logger: Logger) async throws -> Int64 {
         try await withClient(try config.requireMigrationDatabaseURL(), logger: logger) { client in
@@ -241,8 +253,8 @@ public enum PodidApplication {
     /// Start-up warnings about the configuration.
     public static func warnings(config: PodidConfig) -> [String] {
         var warnings: [String] = []
-        if config.migrationDatabaseURL == nil || config.migrationDatabaseURL == config.databaseURL {
-            warnings.append("PODID_MIGRATION_DATABASE_URL is unset or the same as PODID_DATABASE_URL: the server runs as the owning role, so the audit log's append-only guarantee is not enforced by the database")
+        if config.migrationDatabaseURL != nil && config.migrationDatabaseURL == config.databaseURL {
+            warnings.append("PODID_MIGRATION_DATABASE_URL is the same as PODID_DATABASE_URL: the server runs as the owning role, so the audit log's append-only guarantee is not enforced by the database")
         }
         if config.auditKey == nil {
             warnings.append("PODID_AUDIT_KEY_FILE is unset: the audit chain is unkeyed SHA-256, which whoever holds the database's owner role can recompute after rewriting events; set a key (and PODID_AUDIT_CHECKPOINTS) to make it tamper-evident against them")

@@ -30,6 +30,20 @@ struct Dev: AsyncParsableCommand {
 
         let applied = try await PodidApplication.migrate(config: config, logger: logger)
         if !applied.isEmpty { logger.info("applied migrations", metadata: ["files": "\(applied.map(\.fileName))"]) }
+        // The audit chain is keyed in dev too, with checkpoints beside the data: what verify
+        // reports here is what it reports in production.
+        if config.auditKey == nil {
+            let keyFile = URL(fileURLWithPath: config.dataDir).appendingPathComponent("audit.key")
+            if !FileManager.default.fileExists(atPath: keyFile.path) {
+                var bytes = [UInt8](repeating: 0, count: 32)
+                for index in bytes.indices { bytes[index] = UInt8.random(in: 0...255) }
+                try Data(bytes.map { String(format: "%02x", $0) }.joined().utf8).write(to: keyFile)
+            }
+            config.auditKey = try AuditKey(fileContent: try Data(contentsOf: keyFile))
+            if config.auditCheckpoints == nil {
+                config.auditCheckpoints = URL(fileURLWithPath: config.dataDir).appendingPathComponent("audit-checkpoints").path
+            }
+        }
         let tokenFile = URL(fileURLWithPath: config.dataDir).appendingPathComponent("admin-token")
         let tokenFromFile = config.adminToken == nil
         if tokenFromFile { config.adminToken = try DevAdminToken.loadOrCreate(at: tokenFile) }

@@ -66,6 +66,7 @@ struct Serve: AsyncParsableCommand {
             logger.critical("not starting: \(error)")
             throw ExitCode(2)
         }
+        if let warning = await PodidApplication.roleWarning(config: config, logger: logger) { logger.warning("\(warning)") }
         let app = try PodidApplication.build(config: config, registry: registry, logger: logger) { port in
             logger.info("podid listening", metadata: ["address": "\(config.httpHost):\(port)"])
         }
