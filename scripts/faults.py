@@ -1,10 +1,12 @@
 """podid's fault drills (run them as scripts/faults): a crash in the middle of provisioning, a
-PostgreSQL outage under load, and a throttling storm from Azure. Each prints what it did and one
+PostgreSQL outage under load, a throttling storm from Azure, the audit history tampered with as
+the database owner, and three replicas on one PostgreSQL with kills and a failover. Each prints what it did and one
 PASS or FAIL line with its numbers."""
 
 import argparse
 import concurrent.futures
 import datetime
+import hashlib
 import json
 import os
 import sys
@@ -12,7 +14,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from podidbench import Stack, http, identity_body, log, wait_until  # noqa: E402
+from podidbench import Process, Stack, free_port, http, identity_body, log, wait_until  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -270,6 +272,200 @@ def drill_storm(binary, count):
         stack.stop()
 
 
+def drill_replicas(binary, count, kill_every=20):
+    log(f"== drill: three podid serve replicas on one PostgreSQL, {count} identities with bindings, "
+        f"one replica killed with SIGKILL every {kill_every} s, PostgreSQL restarted once")
+    stack = Stack(binary, os.path.join(ROOT, ".podid-faults"))
+    replicas = {}
+    try:
+        key_file = os.path.join(stack.data_dir, "audit.key")
+        with open(key_file, "w") as f:
+            f.write(os.urandom(32).hex())
+        extra = {"PODID_AZURE_IDENTITY_WRITES_PER_SECOND": 1000, "PODID_CLUSTER_CREDENTIALS_DIR": stack.data_dir,
+                 "PODID_AUDIT_KEY_FILE": key_file, "PODID_AUDIT_CHECKPOINTS": os.path.join(stack.data_dir, "audit-checkpoints"),
+                 "PODID_HEALTH_INTERVAL": 5}
+        ports = [stack.api_port, free_port(), free_port()]
+
+        def start(index):
+            env = stack.serve_env(4, **dict(extra, PODID_HTTP_PORT=ports[index]))
+            replicas[index] = Process(binary, ["serve"], env, os.path.join(stack.data_dir, f"serve-{index}.log"),
+                                      ready_url=f"http://127.0.0.1:{ports[index]}/readyz", timeout=120)
+
+        stack.start_sim()
+        stack.sim_admin("azure", "PATCH", "/_sim/settings", {"identityWritesPerSecond": 0, "principalNotFoundSeconds": 1,
+                                                             "faults": [{"operation": "*", "latencyMs": 50}]})
+        for index in range(3):
+            start(index)
+        stack.register_cluster()
+        stack.create_team("rep", max_identities=count)
+        names = [f"r{i:04d}" for i in range(count)]
+        started = time.time()
+        stop = threading.Event()
+        kills = []
+
+        def killer():
+            victim = 0
+            postgres_restarted = False
+            while not stop.wait(kill_every):
+                index = victim % 3
+                victim += 1
+                replicas[index].kill9()
+                kills.append(index)
+                log(f"   SIGKILL replica {index} at {time.time() - started:.0f} s")
+                if not postgres_restarted and len(kills) == 2:
+                    postgres_restarted = True
+                    stack.postgres.stop()
+                    log("   PostgreSQL stopped (a failover) for 5 s")
+                    time.sleep(5)
+                    stack.postgres.start()
+                try:
+                    start(index)
+                except RuntimeError as error:
+                    log(f"   replica {index} did not come back: {error}")
+
+        thread = threading.Thread(target=killer, daemon=True)
+        thread.start()
+
+        def create(name):
+            for _ in range(60):
+                port = ports[hash(name) % 3]
+                try:
+                    status, body, _ = http("POST", f"http://127.0.0.1:{port}/v1/teams/rep/identities", token=stack.admin_token,
+                                           body=identity_body(name), timeout=30)
+                    if status == 202 or status == 409:
+                        status, body, _ = http("POST", f"http://127.0.0.1:{port}/v1/teams/rep/identities/{name}/bindings",
+                                               token=stack.admin_token, body={"name": "web", "cluster": "local", "namespace": "aad-broker"},
+                                               timeout=30)
+                        if status in (201, 202, 409):
+                            return None
+                except OSError:
+                    pass
+                # A replica that is down, or PostgreSQL restarting: another try, possibly elsewhere.
+                time.sleep(1)
+            return name
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            refused = [n for n in pool.map(create, names) if n]
+        bindings = lambda: dict((state, int(n)) for state, n in stack.postgres.sql(
+            "SELECT state, count(*) FROM bindings WHERE team = 'rep' GROUP BY state"))
+        wait_until(lambda: states(stack, "rep").get("ready", 0) == count and bindings().get("ready", 0) == count, 900, 1)
+        stop.set()
+        thread.join()
+        took = time.time() - started
+        problems = [f"{len(refused)} identities or bindings could not be created, e.g. {refused[0]}"] if refused else []
+        final, final_bindings = states(stack, "rep"), bindings()
+        if final.get("ready", 0) != count or final_bindings.get("ready", 0) != count:
+            problems.append(f"not every identity and binding is ready: identities {final}, bindings {final_bindings}")
+        azure_problems, numbers = check_azure(stack, "rep", names)
+        problems += azure_problems
+        # No identity's Azure writes from two processes at once: overlapping requests (one arrived
+        # before the other was answered) to one identity from two User-Agents (host and pid).
+        entries = [e for e in stack.sim_admin("azure", "GET", "/_sim/requests")
+                   if e["method"] in ("PUT", "PATCH", "DELETE") and "/userassignedidentities/" in e["path"].lower()]
+        by_identity = {}
+        for entry in entries:
+            by_identity.setdefault(entry["path"].lower(), []).append(entry)
+        overlaps = []
+        for path, writes in by_identity.items():
+            writes.sort(key=lambda e: parse_time(e.get("receivedAt") or e["time"]))
+            for first, second in zip(writes, writes[1:]):
+                if (first.get("userAgent") != second.get("userAgent")
+                        and parse_time(second.get("receivedAt") or second["time"]) < parse_time(first["time"])):
+                    overlaps.append((path.rsplit("/", 1)[-1], first.get("userAgent"), second.get("userAgent")))
+        if overlaps:
+            problems.append(f"{len(overlaps)} identities were written by two processes at once, e.g. {overlaps[0]}")
+        # Each job effect once: one apply event per binding object, one seal per event.
+        applied = int(stack.postgres.scalar(
+            "SELECT count(*) FROM (SELECT resource_name, action, details->>'uid' FROM audit_events "
+            "WHERE team = 'rep' AND action LIKE 'k8s.%.applied' GROUP BY 1, 2, 3 HAVING count(*) > 1) AS twice"))
+        if applied:
+            problems.append(f"{applied} Kubernetes objects have their apply audited more than once")
+        stuck = stack.postgres.scalar("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running') AND kind LIKE 'identity.%'")
+        lease_lost = sum(open(os.path.join(stack.data_dir, f"serve-{i}.log"), errors="replace").read().count("lost the lease") for i in range(3))
+        wait_until(lambda: stack.postgres.scalar("SELECT count(*) FROM audit_unsealed") == "0", 60, 0.5)
+        status, verified, _ = stack.call("GET", "/v1/audit/verify")
+        if status != 200 or not verified.get("ok"):
+            problems.append(f"the audit chain does not verify: {status} {verified.get('problems', verified)}")
+        summary = (f"{final.get('ready', 0)}/{count} identities and {final_bindings.get('ready', 0)}/{count} bindings ready in {took:.0f} s "
+                   f"through {len(kills)} SIGKILLs and a PostgreSQL restart; {numbers['identitiesInAzure']} identities and "
+                   f"{numbers['roleAssignments']} role assignments in Azure, {numbers['orphaned']} orphaned; {len(overlaps)} overlapping writes; "
+                   f"{lease_lost} lost leases logged; {stuck} identity jobs left; chain {'verifies' if verified.get('ok') else 'BROKEN'} "
+                   f"({verified.get('checked')} events, checkpoint {verified.get('checkpointPosition')})")
+        return result_line("replicas", problems, summary)
+    finally:
+        for process in replicas.values():
+            try:
+                process.stop()
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        stack.stop()
+
+
+def drill_tamper(binary):
+    log("== drill: the audit history tampered with as the database owner, with a keyed chain and checkpoints")
+    stack = Stack(binary, os.path.join(ROOT, ".podid-faults"))
+    try:
+        key_file = os.path.join(stack.data_dir, "audit.key")
+        with open(key_file, "w") as f:
+            f.write(os.urandom(32).hex())
+        checkpoints = os.path.join(stack.data_dir, "audit-checkpoints")
+        audit_env = {"PODID_AUDIT_KEY_FILE": key_file, "PODID_AUDIT_CHECKPOINTS": checkpoints}
+        stack.start_sim()
+        stack.start_serve(2, **audit_env)
+        for index in range(20):
+            stack.create_team(f"tamper-{index:02d}")
+        wait_until(lambda: stack.postgres.scalar("SELECT count(*) FROM audit_unsealed") == "0", 30, 0.2)
+        status, before, _ = stack.call("GET", "/v1/audit/verify")
+        if status != 200 or not before.get("ok"):
+            return fail_line("tamper", f"the untouched chain does not verify: {status} {before}")
+        # The sealer checkpoints the head on the way out.
+        stack.stop_serve()
+        head = int(stack.postgres.scalar("SELECT max(position) FROM audit_seals"))
+        files = sorted(os.listdir(checkpoints))
+        if not files or not files[-1].endswith(f"{head:020d}.json"):
+            return fail_line("tamper", f"no checkpoint of the head {head}: {files[-3:]}")
+        sql = stack.postgres.sql
+        # 1. An event written and taken out of the sealer's queue before it was sealed.
+        hidden = stack.postgres.scalar(
+            "SELECT podid_audit_append('dba', NULL, 'hidden.change', 'success', NULL, 'team', 'x', NULL, NULL, '{}', NULL, NULL)")
+        sql(f"DELETE FROM audit_unsealed WHERE event_id = {hidden}")
+        # 2. The newest two events deleted with their seals.
+        sql(f"DELETE FROM audit_events WHERE id IN (SELECT event_id FROM audit_seals WHERE position > {head - 2})")
+        sql(f"DELETE FROM audit_seals WHERE position > {head - 2}")
+        # 3. An event rewritten, and the chain from it rehashed with SHA-256 (all the owner can compute).
+        rewritten = head - 6
+        sql(f"UPDATE audit_events SET details = '{{\"rewritten\": true}}' WHERE id = (SELECT event_id FROM audit_seals WHERE position = {rewritten})")
+        rows = sql(f"""SELECT s.position, s.prev_hash, json_build_array(e.id::text,
+                            to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), e.actor, e.actor_team, e.action,
+                            e.outcome, e.team, e.resource_type, e.resource_name, e.request_id, e.job_id::text, e.details::text,
+                            e.before::text, e.after::text)::text
+                       FROM audit_seals s JOIN audit_events e ON e.id = s.event_id WHERE s.position >= {rewritten} ORDER BY s.position""")
+        previous = rows[0][1]
+        for position, _, canonical in rows:
+            digest = hashlib.sha256((previous + "\n" + canonical).encode()).hexdigest()
+            sql(f"UPDATE audit_seals SET hash = '{digest}', prev_hash = '{previous}', version = 1 WHERE position = {position}")
+            previous = digest
+        stack.start_serve(2, **audit_env)
+        status, after, _ = stack.call("GET", "/v1/audit/verify")
+        problems_found = after.get("problems", []) if status == 200 else []
+        wanted = {
+            "the event taken out of the sealer's queue": lambda: int(hidden) in after.get("eventsWithoutSeal", []),
+            "the deleted newest events": lambda: any("the newest events were deleted" in p for p in problems_found),
+            "the rewritten, rehashed event": lambda: any(f"position {rewritten} " in p for p in problems_found),
+        }
+        problems = []
+        if status != 200 or after.get("ok") is not False:
+            problems.append(f"verify answered {status} ok={after.get('ok')}")
+        for what, found in wanted.items():
+            if not found():
+                problems.append(f"verify did not name {what}: {problems_found[:5]}")
+        summary = (f"{head} events, checkpoint at {head}; verify named {len(problems_found)} problem(s), e.g. "
+                   f"{'; '.join(p[:90] for p in problems_found[:3])}")
+        return result_line("tamper", problems, summary)
+    finally:
+        stack.stop()
+
+
 def result_line(name, problems, summary):
     for problem in problems:
         log(f"   problem: {problem}")
@@ -285,7 +481,8 @@ def fail_line(name, message):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--binary", required=True)
-    parser.add_argument("--only", default="crash,outage,storm")
+    parser.add_argument("--only", default="crash,outage,storm,tamper,replicas")
+    parser.add_argument("--replica-identities", type=int, default=500)
     parser.add_argument("--identities", type=int, default=200, help="identities of the crash drill")
     parser.add_argument("--storm-identities", type=int, default=100)
     args = parser.parse_args()
@@ -297,6 +494,10 @@ def main():
         passed.append(drill_outage(args.binary, 10))
     if "storm" in only:
         passed.append(drill_storm(args.binary, args.storm_identities))
+    if "tamper" in only:
+        passed.append(drill_tamper(args.binary))
+    if "replicas" in only:
+        passed.append(drill_replicas(args.binary, args.replica_identities))
     log(f"faults: {sum(passed)} of {len(passed)} drills passed")
     return 0 if all(passed) else 1
 

@@ -32,6 +32,10 @@ public struct ARMClient: AzureGateway {
     /// under the same name gets a new id; ten minutes bounds how long podid uses the old one).
     static let roleDefinitionCacheTime: Duration = .seconds(600)
 
+    /// podid and the process (host and pid, as job leases name workers): Azure's activity log and
+    /// the simulator's request log tell replicas apart by it.
+    static let userAgent = "podid/1.0 (\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier))"
+
     /// A client for the ARM `endpoint` (`PODID_AZURE_ARM_ENDPOINT`), limiting identity writes to
     /// `identityWritesPerSecond` per subscription (`PODID_AZURE_IDENTITY_WRITES_PER_SECOND`).
     public init(client: HTTPClient, endpoint: String, credential: CachedCredential, identityWritesPerSecond: Double = 2) {
@@ -262,7 +266,7 @@ public struct ARMClient: AzureGateway {
         try Task.checkCancellation()
         let token = try await credential.token()
         var headers = [("Authorization", "Bearer \(token)"), ("Accept", "application/json"),
-                       ("x-ms-client-request-id", clientRequestId)]
+                       ("x-ms-client-request-id", clientRequestId), ("User-Agent", Self.userAgent)]
         if body != nil { headers.append(("Content-Type", "application/json")) }
         return try await transport.send(method, url, headers: headers, body: body)
     }

@@ -119,7 +119,7 @@ public final class AzureSimulator: Sendable {
             method: request.method.rawValue, path: path, query: request.uri.query ?? "", operation: operation,
             status: result.status.code, requestId: requestId, body: await loggedBody(request),
             receivedAt: received.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)),
-            clientRequestId: request.headers[HTTPField.Name("x-ms-client-request-id")!]))
+            clientRequestId: request.headers[HTTPField.Name("x-ms-client-request-id")!], userAgent: request.headers[.userAgent]))
         return result
     }
 

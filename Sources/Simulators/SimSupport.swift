@@ -21,6 +21,8 @@ public struct SimRequestRecord: Sendable, Codable, Equatable {
     public var receivedAt: String?
     /// The client's `x-ms-client-request-id`, kept by podid across the attempts of one call.
     public var clientRequestId: String?
+    /// The client's `User-Agent` (podid's names its process).
+    public var userAgent: String?
 }
 
 /// The requests a simulator answered, newest last (bounded).

@@ -430,7 +430,7 @@ struct JobCatalogueTests {
     @Test("names are unique and stable")
     func names() {
         #expect(JobCatalogue.names == ["identity.provision", "identity.adopt", "identity.update", "identity.delete", "binding.apply",
-                                       "binding.delete", "cluster.check", "health.check"])
+                                       "binding.delete", "binding.repair", "cluster.check", "health.check"])
     }
 
     @Test("binding jobs of one AzureIdentity share a serial key; payloads round-trip")

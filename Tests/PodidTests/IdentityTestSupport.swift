@@ -65,6 +65,8 @@ func withWorkerApp<R: Sendable>(
         // Tests poll as fast as they like; the attack tests that need the limits set them.
         config.rateLimitPerToken = 0
         config.rateLimitPerTeam = 0
+        // The test client keeps one connection for a whole test: no idle timeout unless a test sets one.
+        config.httpIdleTimeout = 0
         config.healthCheckSpacing = 0
         configure(&config)
         var logger = Logger(label: "podid.test")

@@ -1,5 +1,10 @@
 import App
+import AsyncHTTPClient
+import NIOCore
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import HTTPTypes
 import HummingbirdTesting
 import Logging
@@ -124,16 +129,76 @@ struct ConfigTests {
         #expect(DatabaseURL.isLoopback("127.255.0.1") && !DatabaseURL.isLoopback("127.0.0.1.example") && !DatabaseURL.isLoopback("128.0.0.1"))
     }
 
-    @Test("serve requires PODID_DATABASE_URL; a shared owner/runtime URL is warned about")
+    @Test("a connection that sends nothing, or half a request, is closed after the idle timeout; an unauthenticated body is not read")
+    func idleTimeout() async throws {
+        try await withTestApp(live: true, configure: { $0.httpIdleTimeout = 1 }) { client, _ in
+            let port = try #require(client.port)
+            /// Connects, sends `text`, and waits (up to 20 s) for the server to close: the seconds it took, or nil.
+            @Sendable func closedAfter(sending text: String) throws -> Double? {
+                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                #expect(fd >= 0)
+                defer { close(fd) }
+                var address = sockaddr_in()
+                address.sin_family = sa_family_t(AF_INET)
+                address.sin_port = in_port_t(UInt16(port).bigEndian)
+                address.sin_addr.s_addr = inet_addr("127.0.0.1")
+                let connected = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
+                #expect(connected == 0)
+                if !text.isEmpty { _ = text.withCString { send(fd, $0, strlen($0), 0) } }
+                var timeout = timeval(tv_sec: 20, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                let started = Date()
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    let read = recv(fd, &buffer, buffer.count, 0)
+                    if read == 0 { return Date().timeIntervalSince(started) }
+                    if read < 0 { return nil }
+                }
+            }
+            let idle = try closedAfter(sending: "")
+            #expect(idle.map { $0 < 15 } == true, "an idle connection is closed: \(String(describing: idle))")
+            let trickle = try closedAfter(sending: "POST /v1/teams HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n")
+            #expect(trickle.map { $0 < 15 } == true, "a request head that never ends is cut off: \(String(describing: trickle))")
+            // Without a token, a large body is refused at once rather than read.
+            // (The server answers 401 and closes rather than reading the rest: a client still sending may see the close instead.)
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/teams")
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: "{\"name\":\"" + String(repeating: "x", count: 500_000) + "\"}"))
+            do {
+                let refused = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+                #expect(refused.status == .unauthorized)
+            } catch {
+                #expect(!(error is HTTPClientError) || "\(error)".contains("closed") || "\(error)".contains("reset"), "\(error)")
+            }
+        }
+    }
+
+    @Test("serve requires PODID_DATABASE_URL; a shared owner/runtime URL and an unkeyed audit chain are warned about; a short or missing audit key is refused")
     func requirements() throws {
         let config = try PodidConfig.load(from: [:])
         #expect(throws: ConfigError.self) { try config.requireDatabaseURL() }
-        let shared = try PodidConfig.load(from: ["PODID_DATABASE_URL": "postgres://u@h/db"])
+        let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent("podid-audit-key-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: keyFile) }
+        try Data("0123456789abcdef0123456789abcdef\n".utf8).write(to: keyFile)
+        let shared = try PodidConfig.load(from: ["PODID_DATABASE_URL": "postgres://u@h/db", "PODID_MIGRATION_DATABASE_URL": "postgres://u@h/db",
+                                                 "PODID_AUDIT_KEY_FILE": keyFile.path])
         #expect(PodidApplication.warnings(config: shared).count == 1)
+        #expect(PodidApplication.warnings(config: shared).first?.contains("owning role") == true)
+        let unkeyed = try PodidConfig.load(from: ["PODID_DATABASE_URL": "postgres://app@h/db"])
+        #expect(PodidApplication.warnings(config: unkeyed).map { $0.contains("PODID_AUDIT_KEY_FILE") } == [true])
         let split = try PodidConfig.load(from: [
             "PODID_DATABASE_URL": "postgres://app@h/db", "PODID_MIGRATION_DATABASE_URL": "postgres://owner@h/db",
+            "PODID_AUDIT_KEY_FILE": keyFile.path, "PODID_AUDIT_CHECKPOINTS": "/tmp/checkpoints",
         ])
         #expect(PodidApplication.warnings(config: split).isEmpty)
+        #expect(split.auditKey?.id.count == 16)
+        try Data("too short".utf8).write(to: keyFile)
+        #expect(throws: ConfigError.self) { try PodidConfig.load(from: ["PODID_AUDIT_KEY_FILE": keyFile.path]) }
+        #expect(throws: ConfigError.self) { try PodidConfig.load(from: ["PODID_AUDIT_KEY_FILE": "/nonexistent/key"]) }
+        #expect(throws: ConfigError.self, "checkpoints need the key") { try PodidConfig.load(from: ["PODID_AUDIT_CHECKPOINTS": "/tmp/x"]) }
     }
 }
 

@@ -28,6 +28,8 @@ func withTestApp<R: Sendable>(
     config.workers = 0
     config.rateLimitPerToken = 0
     config.rateLimitPerTeam = 0
+    // The test client keeps one connection for a whole test: no idle timeout unless a test sets one.
+    config.httpIdleTimeout = 0
     configure(&config)
     let app = try PodidApplication.build(
         config: config, registry: PrometheusCollectorRegistry(), logger: Logger(label: "podid.test"))
