@@ -161,7 +161,8 @@ struct JobRunnerTests {
                 throw error
             }
         }
-        try await Self.withRunner(handlers: ["test.slow": handler], lease: .seconds(3)) { queue, db in
+        // A lease long enough that a loaded machine's heartbeats keep it (a beat every 2 s).
+        try await Self.withRunner(handlers: ["test.slow": handler], lease: .seconds(12)) { queue, db in
             let id = try await Self.enqueue(db, kind: "test.slow", name: "slow")
             _ = try await Self.waitForState(queue, id, [.running])
             #expect(try await eventually(timeout: .seconds(20)) { handler.count == 1 })
@@ -171,7 +172,7 @@ struct JobRunnerTests {
                 """
                 UPDATE jobs SET lease_token = gen_random_uuid(), lease_owner = 'other-replica/0', steps = '[]',
                                 lease_expires_at = now() + interval '1 hour'
-                WHERE id = \(id)
+                WHERE id = \(id) AND state = 'running'
                 """)
             #expect(try await eventually(timeout: .seconds(20)) { cancelled.withLock { $0 } }, "the handler is cancelled")
             try await Task.sleep(for: .seconds(2))
