@@ -83,19 +83,13 @@ public struct BindingWorkflow: Reconciler {
         let aiObject = binding.azureIdentityObject(resourceID: resourceId, clientID: clientId)
         try await ensure(.azureIdentity, aiObject.json, name: aiObject.name, binding: binding, includingBinding: false,
                          gateway: gateway, job: job, progress: progress, action: "k8s.azureidentity.applied",
-                         unchanged: { existing in
-                             let current = AzureIdentityObject(existing)
-                             return current.resourceID == aiObject.resourceID && current.clientID == aiObject.clientID && current.type == 0
-                                 && current.legacyKeys.isEmpty
-                         }, details: ["clientID": .string(clientId), "resourceID": .string(resourceId)])
+                         unchanged: { Self.asWanted($0, aiObject, ignoringLegacyKeys: false) },
+                         details: ["clientID": .string(clientId), "resourceID": .string(resourceId)])
         let bindingObject = binding.bindingObject
         try await ensure(.azureIdentityBinding, bindingObject.json, name: bindingObject.name, binding: binding, includingBinding: true,
                          gateway: gateway, job: job, progress: progress, action: "k8s.azureidentitybinding.applied",
-                         unchanged: { existing in
-                             let current = AzureIdentityBindingObject(existing)
-                             return current.azureIdentity == bindingObject.azureIdentity && current.selector == bindingObject.selector
-                                 && current.legacyKeys.isEmpty
-                         }, details: ["selector": .string(binding.selector), "azureIdentity": .string(bindingObject.azureIdentity)])
+                         unchanged: { Self.asWanted($0, bindingObject, ignoringLegacyKeys: false) },
+                         details: ["selector": .string(binding.selector), "azureIdentity": .string(bindingObject.azureIdentity)])
         var renamed: [AuditDraft] = []
         if previous.objectNaming < binding.objectNaming {
             try await removeOldNames(previous, gateway: gateway, job: job, progress: progress, into: &renamed)
@@ -108,6 +102,21 @@ public struct BindingWorkflow: Reconciler {
                 $0.appliedClientId = clientId
                 $0.objectNaming = .current
             })
+    }
+
+    /// Whether an existing AzureIdentity is as podid wants it (a repair leaves legacy keys to the
+    /// binding's own apply, which moves them).
+    static func asWanted(_ existing: KubeObject, _ wanted: AzureIdentityObject, ignoringLegacyKeys: Bool) -> Bool {
+        let current = AzureIdentityObject(existing)
+        return current.resourceID == wanted.resourceID && current.clientID == wanted.clientID && current.type == 0
+            && (ignoringLegacyKeys || current.legacyKeys.isEmpty)
+    }
+
+    /// Whether an existing AzureIdentityBinding is as podid wants it.
+    static func asWanted(_ existing: KubeObject, _ wanted: AzureIdentityBindingObject, ignoringLegacyKeys: Bool) -> Bool {
+        let current = AzureIdentityBindingObject(existing)
+        return current.azureIdentity == wanted.azureIdentity && current.selector == wanted.selector
+            && (ignoringLegacyKeys || current.legacyKeys.isEmpty)
     }
 
     // MARK: repair
@@ -132,17 +141,13 @@ public struct BindingWorkflow: Reconciler {
         let aiObject = binding.azureIdentityObject(resourceID: resourceId, clientID: clientId)
         try await ensure(.azureIdentity, aiObject.json, name: aiObject.name, binding: binding, includingBinding: false,
                          gateway: gateway, job: job, progress: progress, action: "k8s.azureidentity.reapplied",
-                         unchanged: { existing in
-                             let current = AzureIdentityObject(existing)
-                             return current.resourceID == aiObject.resourceID && current.clientID == aiObject.clientID && current.type == 0
-                         }, details: ["clientID": .string(clientId), "resourceID": .string(resourceId)], repairing: true)
+                         unchanged: { Self.asWanted($0, aiObject, ignoringLegacyKeys: true) },
+                         details: ["clientID": .string(clientId), "resourceID": .string(resourceId)], repairing: true)
         let bindingObject = binding.bindingObject
         try await ensure(.azureIdentityBinding, bindingObject.json, name: bindingObject.name, binding: binding, includingBinding: true,
                          gateway: gateway, job: job, progress: progress, action: "k8s.azureidentitybinding.reapplied",
-                         unchanged: { existing in
-                             let current = AzureIdentityBindingObject(existing)
-                             return current.azureIdentity == bindingObject.azureIdentity && current.selector == bindingObject.selector
-                         }, details: ["selector": .string(binding.selector), "azureIdentity": .string(bindingObject.azureIdentity)], repairing: true)
+                         unchanged: { Self.asWanted($0, bindingObject, ignoringLegacyKeys: true) },
+                         details: ["selector": .string(binding.selector), "azureIdentity": .string(bindingObject.azureIdentity)], repairing: true)
     }
 
     /// Removes the objects a binding had under an older naming scheme, now that the current ones
