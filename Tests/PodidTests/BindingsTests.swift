@@ -260,13 +260,15 @@ struct BindingsTests {
             #expect(ready["state"] as? String == "ready")
             _ = try await client.call(.patch, "/v1/teams/payments/identities/api", token: testAdminToken, json: #"{"tags":{"v":"2"}}"#,
                                       headers: [.init("X-Request-Id")!: "req-client-id"])
-            #expect(try await eventually {
+            // (Bounds for a loaded machine: the identity's job, then the binding's.)
+            #expect(try await eventually(timeout: .seconds(90)) {
                 try await sims.kubeObject(path)?[["spec", "clientID"]]?.string == clientId
             }, "re-applied with the identity's clientId")
             // The AzureIdentity may be put right by a health sweep's drift repair before the identity's
             // job queues its apply: wait for the apply rather than read the jobs once.
-            #expect(try await eventually {
-                try await client.call(.get, "/v1/jobs?kind=binding.apply", token: testAdminToken).items.first?["requestId"] as? String == "req-client-id"
+            #expect(try await eventually(timeout: .seconds(90)) {
+                try await client.call(.get, "/v1/jobs?kind=binding.apply", token: testAdminToken).items
+                    .contains { $0["requestId"] as? String == "req-client-id" }
             }, "queued by the identity's job for that change")
         }
     }
