@@ -156,6 +156,16 @@ struct HealthTests {
         return latest
     }
 
+    /// The simulated cluster, team payments, identity api and its binding web (selector payments-api), ready.
+    static func readyBinding(_ client: any TestClientProtocol, _ sims: RunningSimulators) async throws {
+        try await client.registerSimCluster(sims)
+        try await client.createTeam("payments", policy: bindingPolicy())
+        _ = try await client.call(.post, "/v1/teams/payments/identities", token: testAdminToken, json: identityBody("api"))
+        _ = try await client.call(.post, "/v1/teams/payments/identities/api/bindings", token: testAdminToken,
+                                  json: #"{"name":"web","cluster":"local","selector":"payments-api"}"#)
+        _ = try await client.waitForBinding("payments", "api", "web", state: "ready")
+    }
+
     static func codes(_ health: [String: Any]) -> Set<String> {
         Set((health["findings"] as? [[String: Any]] ?? []).compactMap { $0["code"] as? String })
     }
@@ -163,12 +173,7 @@ struct HealthTests {
     @Test("faults give findings within one sweep and clear when undone; drift is re-applied; status changes are audited")
     func sweeps() async throws {
         try await withWorkerApp(registry: ProcessMetrics.registry) { client, database, sims in
-            try await client.registerSimCluster(sims)
-            try await client.createTeam("payments", policy: bindingPolicy())
-            _ = try await client.call(.post, "/v1/teams/payments/identities", token: testAdminToken, json: identityBody("api"))
-            _ = try await client.call(.post, "/v1/teams/payments/identities/api/bindings", token: testAdminToken,
-                                      json: #"{"name":"web","cluster":"local","selector":"payments-api"}"#)
-            _ = try await client.waitForBinding("payments", "api", "web", state: "ready")
+            try await Self.readyBinding(client, sims)
             try await sims.createPod("orders-1", labels: ["aadpodidbinding": "payments-api"])
             #expect(try await eventually {
                 try await sims.kubeObject("/apis/aadpodidentity.k8s.io/v1/namespaces/default/azureassignedidentities/orders-1-default-\(aiName("payments", "api"))")?[["status", "status"]]?.string == "Assigned"
@@ -299,12 +304,7 @@ struct HealthTests {
     @Test("a check asked for while another sweep holds the cluster waits for it and then sweeps: its answer is observed after the request")
     func checkDuringRunningSweep() async throws {
         try await withWorkerApp { client, database, sims in
-            try await client.registerSimCluster(sims)
-            try await client.createTeam("payments", policy: bindingPolicy())
-            _ = try await client.call(.post, "/v1/teams/payments/identities", token: testAdminToken, json: identityBody("api"))
-            _ = try await client.call(.post, "/v1/teams/payments/identities/api/bindings", token: testAdminToken,
-                                      json: #"{"name":"web","cluster":"local","selector":"payments-api"}"#)
-            _ = try await client.waitForBinding("payments", "api", "web", state: "ready")
+            try await Self.readyBinding(client, sims)
             let path = "/v1/teams/payments/identities/api/bindings/web/health"
             let asked = Date().addingTimeInterval(-0.001)
             // Another replica's sweep of `local` (its session lock), running from before the request.
@@ -340,12 +340,7 @@ struct HealthTests {
     @Test("a repair queued from a stale read of a binding deleted since brings nothing back; an apply that finds its objects already as wanted audits them once")
     func repairAfterDeletion() async throws {
         try await withWorkerApp { client, database, sims in
-            try await client.registerSimCluster(sims)
-            try await client.createTeam("payments", policy: bindingPolicy())
-            _ = try await client.call(.post, "/v1/teams/payments/identities", token: testAdminToken, json: identityBody("api"))
-            _ = try await client.call(.post, "/v1/teams/payments/identities/api/bindings", token: testAdminToken,
-                                      json: #"{"name":"web","cluster":"local","selector":"payments-api"}"#)
-            _ = try await client.waitForBinding("payments", "api", "web", state: "ready")
+            try await Self.readyBinding(client, sims)
             let stale = try #require(try await database.withRuntimeStore { try await $0.bindings.get(team: "payments", identity: "api", name: "web", lock: .none) })
             let aibPath = "/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentitybindings/\(aibName("payments", "api", "web"))"
             let aiPath = "/apis/aadpodidentity.k8s.io/v1/namespaces/aad-broker/azureidentities/\(aiName("payments", "api"))"
